@@ -1,0 +1,49 @@
+/* comm.h — the world (rank, size, node), agreement of errors across ranks, batch sharding,
+ * and BLAS thread policy.
+ *
+ * comm is the only module that calls MPI for training traffic. A dpt_comm is a value type
+ * owned by whoever declares it; it duplicates MPI_COMM_WORLD (so dptrain's traffic never
+ * mixes with the user's) and frees the duplicate in dpt_comm_finalize(). */
+#ifndef DPTRAIN_COMM_H
+#define DPTRAIN_COMM_H
+
+#include <mpi.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "dptrain/error.h"
+
+typedef struct dpt_comm {
+  MPI_Comm comm;      /* duplicate of MPI_COMM_WORLD, MPI_ERRORS_RETURN */
+  int rank, size;     /* in comm */
+  int local_rank;     /* rank among the ranks on this node */
+  int local_size;     /* number of ranks on this node */
+} dpt_comm;
+
+/* Collective over MPI_COMM_WORLD (MPI must be initialized). */
+dpt_status dpt_comm_init_world(dpt_comm *c);
+/* Collective; frees the duplicated communicators. */
+void dpt_comm_finalize(dpt_comm *c);
+
+/* Collective. Every rank passes its local status; if any rank failed, every rank returns
+ * the status of the lowest failing rank with that rank's message (prefixed "rank R: " when
+ * size > 1) installed as its own error, so rank 0 can print it once. Returns DPT_OK when
+ * every rank succeeded. Call it at phase boundaries (after open/validate, after a step). */
+dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local);
+
+/* Collective: logical OR of a flag over ranks (stop requests, NaN seen, ...). */
+dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any);
+
+/* Prints "dptrain: fatal on rank R: <message>" to stderr and calls MPI_Abort: for the
+ * cases where agreement is impossible (a collective is stuck, state diverged). */
+_Noreturn void dpt_comm_abort(const dpt_comm *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Even split of n items over P parts: part r gets [*begin, *begin + *count), the first
+ * n % P parts one item more. Every item in exactly one part; a part may be empty. */
+void dpt_shard_range(int64_t n, int parts, int r, int64_t *begin, int64_t *count);
+
+/* Sets OpenBLAS's thread count: requested > 0 wins; else OPENBLAS_NUM_THREADS from the
+ * environment if set; else 1 when several ranks share this node, all cores when alone.
+ * Returns the count in use in *used. Not collective. */
+dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used);
+
+#endif

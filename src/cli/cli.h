@@ -1,0 +1,31 @@
+/* cli.h — the dptrain command: subcommands and shared argument handling.
+ * Every subcommand runs inside MPI (main() initializes and finalizes it), returns the
+ * process exit code, and prints errors once (rank 0) after agreeing them across ranks. */
+#ifndef DPTRAIN_CLI_H
+#define DPTRAIN_CLI_H
+
+#include "dptrain/comm.h"
+#include "dptrain/config.h"
+
+/* argv[0] is the subcommand name. */
+int dpt_cmd_train(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_eval(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_predict(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_convert(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_inspect(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_gradcheck(const dpt_comm *c, int argc, char **argv);
+int dpt_cmd_bench(const dpt_comm *c, int argc, char **argv);
+
+/* Applies command-line settings to cfg: "--section.key=value", "--section.key value",
+ * and the short flags of the alias table in options.c ("--dtype f64" -> train.dtype).
+ * Arguments that are not options are returned in positional[] (at most max_pos, count in
+ * *npos). Errors name the argument. */
+dpt_status dpt_cli_apply_args(dpt_config *cfg, int argc, char **argv, const char **positional, int max_pos,
+                              int *npos);
+/* Prints the short flags and what key each sets. */
+void dpt_cli_print_aliases(FILE *f);
+
+/* Agrees st across ranks; prints the agreed error once on rank 0; returns the exit code. */
+int dpt_cli_finish(const dpt_comm *c, dpt_status st);
+
+#endif

@@ -1,0 +1,9 @@
+/* cmd_convert.c — `dptrain convert`. Placeholder until the data pipeline (issue 5) lands. */
+#include "cli.h"
+
+int dpt_cmd_convert(const dpt_comm *c, int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  return dpt_cli_finish(c, dpt_error_set(DPT_ERR_INTERNAL, __FILE__, __LINE__, __func__,
+                                         "dptrain convert: not built yet"));
+}

@@ -1,0 +1,97 @@
+/* comm.c — world setup, error agreement, sharding, BLAS threads (see comm.h). */
+#include "dptrain/comm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+dpt_status dpt_comm_init_world(dpt_comm *c) {
+  memset(c, 0, sizeof *c);
+  DPT_CALL_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &c->comm));
+  DPT_CALL_MPI(MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN));
+  DPT_CALL_MPI(MPI_Comm_rank(c->comm, &c->rank));
+  DPT_CALL_MPI(MPI_Comm_size(c->comm, &c->size));
+  MPI_Comm node;
+  DPT_CALL_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  MPI_Comm_rank(node, &c->local_rank);
+  MPI_Comm_size(node, &c->local_size);
+  MPI_Comm_free(&node);
+  return DPT_OK;
+}
+
+void dpt_comm_finalize(dpt_comm *c) {
+  if (c->comm != MPI_COMM_NULL && c->comm != 0) MPI_Comm_free(&c->comm);
+  c->comm = MPI_COMM_NULL;
+}
+
+dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
+  /* Lowest failing rank wins: MIN over (failed ? rank : size). */
+  int mine = local != DPT_OK ? c->rank : c->size, first = c->size;
+  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
+    dpt_comm_abort(c, "error agreement failed (MPI_Allreduce); local error: %s", dpt_error_message());
+  if (first == c->size) return DPT_OK;
+  struct {
+    int code;
+    char msg[1000];
+  } pkt;
+  memset(&pkt, 0, sizeof pkt);
+  if (c->rank == first) {
+    pkt.code = (int)local;
+    if (c->size > 1)
+      snprintf(pkt.msg, sizeof pkt.msg, "rank %d: %s", first, dpt_error_message());
+    else
+      snprintf(pkt.msg, sizeof pkt.msg, "%s", dpt_error_message());
+  }
+  if (MPI_Bcast(&pkt, (int)sizeof pkt, MPI_BYTE, first, c->comm) != MPI_SUCCESS)
+    dpt_comm_abort(c, "error agreement failed (MPI_Bcast); local error: %s", dpt_error_message());
+  dpt_error_replace((dpt_status)pkt.code, pkt.msg);
+  return (dpt_status)pkt.code;
+}
+
+dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any) {
+  int in = local ? 1 : 0, out = 0;
+  DPT_CALL_MPI(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->comm));
+  *any = out != 0;
+  return DPT_OK;
+}
+
+_Noreturn void dpt_comm_abort(const dpt_comm *c, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "dptrain: fatal on rank %d: %s\n", c ? c->rank : -1, buf);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  abort(); /* not reached */
+}
+
+void dpt_shard_range(int64_t n, int parts, int r, int64_t *begin, int64_t *count) {
+  int64_t base = n / parts, extra = n % parts;
+  *begin = r * base + (r < extra ? r : extra);
+  *count = base + (r < extra ? 1 : 0);
+}
+
+dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used) {
+  int n = requested;
+  if (n <= 0) {
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (env && *env) {
+      n = atoi(env);
+    } else if (c->local_size > 1) {
+      n = 1;
+    } else {
+      long cores = sysconf(_SC_NPROCESSORS_ONLN);
+      n = cores > 0 ? (int)cores : 1;
+    }
+  }
+  if (n < 1) n = 1;
+  openblas_set_num_threads(n);
+  if (used) *used = n;
+  return DPT_OK;
+}

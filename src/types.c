@@ -1,0 +1,61 @@
+/* types.c — dtype/task names, checked casts and checked allocation (see types.h). */
+#include "dptrain/types.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t dpt_dtype_size(dpt_dtype t) { return t == DPT_F64 ? sizeof(double) : sizeof(float); }
+
+const char *dpt_dtype_name(dpt_dtype t) { return t == DPT_F64 ? "f64" : "f32"; }
+
+dpt_status dpt_dtype_parse(const char *s, const char *what, dpt_dtype *out) {
+  if (!strcmp(s, "f32") || !strcmp(s, "float32")) { *out = DPT_F32; return DPT_OK; }
+  if (!strcmp(s, "f64") || !strcmp(s, "float64")) { *out = DPT_F64; return DPT_OK; }
+  return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__, "%s: expected f32 or f64, got '%s'", what, s);
+}
+
+static const char *const task_names[] = {"regression", "binary", "multiclass"};
+
+const char *dpt_task_name(dpt_task t) { return (unsigned)t < 3 ? task_names[t] : "unknown"; }
+
+dpt_status dpt_task_parse(const char *s, const char *what, dpt_task *out) {
+  for (int i = 0; i < 3; ++i)
+    if (!strcmp(s, task_names[i])) { *out = (dpt_task)i; return DPT_OK; }
+  return dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                       "%s: expected task regression, binary or multiclass, got '%s'", what, s);
+}
+
+dpt_status dpt_cast_int(int64_t v, const char *what, int *out) {
+  DPT_CHECK(v >= INT_MIN && v <= INT_MAX, DPT_ERR_INPUT, "%s: %lld does not fit in the int that BLAS/MPI/HDF5 take",
+            what, (long long)v);
+  *out = (int)v;
+  return DPT_OK;
+}
+
+dpt_status dpt_alloc(size_t count, size_t size, const char *what, void *out) {
+  void **p = (void **)out;
+  *p = NULL;
+  DPT_CHECK(size == 0 || count <= SIZE_MAX / size, DPT_ERR_MEMORY, "%s: %zu x %zu bytes overflows", what, count, size);
+  size_t bytes = count * size;
+  *p = malloc(bytes ? bytes : 1);
+  DPT_CHECK(*p != NULL, DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, bytes);
+  return DPT_OK;
+}
+
+dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out) {
+  void **p = (void **)out;
+  *p = NULL;
+  DPT_CHECK(size == 0 || count <= SIZE_MAX / size, DPT_ERR_MEMORY, "%s: %zu x %zu bytes overflows", what, count, size);
+  *p = calloc(count ? count : 1, size ? size : 1);
+  DPT_CHECK(*p != NULL, DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, count * size);
+  return DPT_OK;
+}
+
+void dpt_free(void *pp) {
+  void **p = (void **)pp;
+  if (p) {
+    free(*p);
+    *p = NULL;
+  }
+}

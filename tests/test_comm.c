@@ -1,0 +1,53 @@
+/* test_comm.c — error agreement across ranks and batch sharding.
+ * dpt-test: ranks=1,2,3,4 */
+#include <string.h>
+
+#include "testutil.h"
+#include "dptrain/comm.h"
+
+static void test_shard_range_covers_once(void **state) {
+  (void)state;
+  for (int64_t n = 0; n < 20; ++n)
+    for (int p = 1; p <= 5; ++p) {
+      int64_t next = 0;
+      for (int r = 0; r < p; ++r) {
+        int64_t b, c;
+        dpt_shard_range(n, p, r, &b, &c);
+        assert_int_equal(b, next); /* contiguous, in order */
+        assert_true(c == n / p || c == n / p + 1);
+        next = b + c;
+      }
+      assert_int_equal(next, n);
+    }
+}
+
+static void test_agree_lowest_failing_rank(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  assert_int_equal(dpt_comm_agree(c, DPT_OK), DPT_OK);
+  /* the last rank fails with a format error; every rank must see it */
+  dpt_status local = DPT_OK;
+  if (c->rank == c->size - 1) local = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "bad shard");
+  dpt_status st = dpt_comm_agree(c, local);
+  assert_int_equal(st, DPT_ERR_FORMAT);
+  assert_non_null(strstr(dpt_error_message(), "bad shard"));
+  if (c->size > 1) {
+    char want[32];
+    snprintf(want, sizeof want, "rank %d:", c->size - 1);
+    assert_non_null(strstr(dpt_error_message(), want));
+  }
+  dpt_error_clear();
+  bool any;
+  assert_dpt_ok(dpt_comm_any(c, c->rank == 0, &any));
+  assert_true(any);
+  assert_dpt_ok(dpt_comm_any(c, false, &any));
+  assert_false(any);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shard_range_covers_once),
+      cmocka_unit_test(test_agree_lowest_failing_rank),
+  };
+  return dpt_test_run(tests);
+}

@@ -1,0 +1,51 @@
+/* testutil.h — helpers shared by the cmocka tests.
+ * Include after <stdarg.h>, <stddef.h>, <setjmp.h>, <stdint.h> as cmocka requires (this
+ * header does it). */
+#ifndef DPT_TESTUTIL_H
+#define DPT_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mpi.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/error.h"
+
+/* The world for tests (valid inside dpt_test_run). */
+extern dpt_comm dpt_test_world;
+
+/* MPI_Init, dpt_comm_init_world, cmocka_run_group_tests on every rank, then agrees the
+ * failure count across ranks (so a failure on any rank fails every rank's exit code),
+ * MPI_Finalize. Use as: return dpt_test_run(tests, sizeof tests / sizeof tests[0]); */
+int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n);
+#define dpt_test_run(tests) dpt_test_run_(__FILE__, (tests), sizeof(tests) / sizeof((tests)[0]))
+
+/* Asserts a dptrain call succeeded, printing the error message when it did not. */
+#define assert_dpt_ok(expr)                                                    \
+  do {                                                                         \
+    dpt_status s_ = (expr);                                                    \
+    if (s_ != DPT_OK) fail_msg("%s failed: %s", #expr, dpt_error_message());   \
+  } while (0)
+
+/* Asserts a call failed with code and that the message contains needle. */
+#define assert_dpt_fails(expr, code, needle)                                             \
+  do {                                                                                   \
+    dpt_status s_ = (expr);                                                              \
+    if (s_ != (code))                                                                    \
+      fail_msg("%s: expected status %d, got %d (%s)", #expr, (int)(code), (int)s_,       \
+               dpt_error_message());                                                     \
+    if (!strstr(dpt_error_message(), (needle)))                                          \
+      fail_msg("%s: message '%s' lacks '%s'", #expr, dpt_error_message(), (needle));     \
+    dpt_error_clear();                                                                   \
+  } while (0)
+
+/* A fresh scratch directory for this test (same path on all ranks: rank 0 creates it and
+ * broadcasts the name). Caller does not free. Collective. */
+const char *dpt_test_tmpdir(void);
+
+#endif
