@@ -77,6 +77,20 @@ void dpt_shard_range(int64_t n, int parts, int r, int64_t *begin, int64_t *count
   *count = base + (r < extra ? 1 : 0);
 }
 
+void dpt_shard_batch(int64_t n_global, int64_t micro, int parts, int r, int64_t *begin, int64_t *count) {
+  if (micro <= 0) {
+    dpt_shard_range(n_global, parts, r, begin, count);
+    return;
+  }
+  int64_t n_micro = (n_global + micro - 1) / micro, mb, mc;
+  dpt_shard_range(n_micro, parts, r, &mb, &mc);
+  int64_t lo = mb * micro, hi = (mb + mc) * micro;
+  if (lo > n_global) lo = n_global;
+  if (hi > n_global) hi = n_global;
+  *begin = lo;
+  *count = hi - lo;
+}
+
 dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used) {
   int n = requested;
   if (n <= 0) {

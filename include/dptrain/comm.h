@@ -41,6 +41,15 @@ _Noreturn void dpt_comm_abort(const dpt_comm *c, const char *fmt, ...) __attribu
  * n % P parts one item more. Every item in exactly one part; a part may be empty. */
 void dpt_shard_range(int64_t n, int parts, int r, int64_t *begin, int64_t *count);
 
+/* Rows of one global batch of n_global rows that rank r of P computes.
+ * micro == 0 (fast mode): the even split dpt_shard_range(n_global, P, r).
+ * micro > 0 (exact mode): the batch is cut into ceil(n_global / micro) micro-batches of micro
+ * rows (the last may be short); rank r gets the whole micro-batches
+ * dpt_shard_range(n_micro, P, r), i.e. rows [begin, begin + count) with begin a multiple of
+ * micro. The cut does not depend on P, so exact mode can sum per-micro-batch gradients in
+ * a fixed order. */
+void dpt_shard_batch(int64_t n_global, int64_t micro, int parts, int r, int64_t *begin, int64_t *count);
+
 /* Sets OpenBLAS's thread count: requested > 0 wins; else OPENBLAS_NUM_THREADS from the
  * environment if set; else 1 when several ranks share this node, all cores when alone.
  * Returns the count in use in *used. Not collective. */
