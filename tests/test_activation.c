@@ -298,7 +298,7 @@ static void compare_f32(dpt_act a, const double *p, const float *pf, int n, cons
     for (int k = 0; k < 3; ++k) {
       double tol = 16 * eps * (fabs(want[k]) + fabs(x * slope[k])) + 1e-35;
       double err = fabs((double)got[k] - want[k]);
-      double rel = err / (eps * (fabs(want[k]) + fabs(x * slope[k])) + 1e-37);
+      double rel = 16 * err / tol; /* in units of one ulp (+ condition), as tol counts 16 */
       if (rel > worst[k]) worst[k] = rel;
       if (!(err <= tol))
         fail_msg("%s f32 %s at x = %.9g: got %.9g, f64 %.17g (error %.3g > tol %.3g)", info->name,
