@@ -209,23 +209,25 @@ static inline void d_softplus(double x, double p0, double p1, double p2, double 
  * ln 2 split in a 9-bit head and a tail, so n·head is exact), |r| ≤ ln2/2, p the degree-7
  * Taylor polynomial of expm1 (remainder r⁸/8! < 1.5e-8 relative: under a quarter ulp).
  * expm1(y) = (2^n − 1) + 2^n p, exact in its first term, so it keeps full relative
- * accuracy near 0 where n = 0. y is clamped to −87.3 (2^n stays a normal float) and e^y
- * below that flushes to 0. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
+ * accuracy near 0 where n = 0. y is clamped to [−87.3, 88] (2^n stays a normal float) and
+ * e^y below −87.3 flushes to 0; NaN gives NaN. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
  * the exponent bits; the compiler vectorizes loops over it. */
 
 static inline void fexp_parts(float y, float *e, float *em1) {
-  const float lo = -87.3f;
-  float yc = y < lo ? lo : y;
+  const float lo = -87.3f, hi = 88.0f;
+  /* written so that NaN takes the clamp (the float→int conversion below must see a number;
+   * NaN is given back at the end) */
+  float yc = y >= lo ? (y <= hi ? y : hi) : lo;
   const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
   float nf = (yc * 1.44269504088896341f + magic) - magic;
   float r = (yc - nf * 0.693359375f) - nf * -2.12194440e-4f;
   float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))));
-  int32_t bits = ((int32_t)nf + 127) << 23;
+  uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float ev = s + s * p;
-  *e = y < lo ? 0.0f : ev;
-  *em1 = (s - 1.0f) + s * p;
+  float ev = s + s * p, em1v = (s - 1.0f) + s * p;
+  *e = y >= lo ? ev : (y < lo ? 0.0f : y);
+  *em1 = y >= lo ? em1v : (y < lo ? -1.0f : y);
 }
 
 static inline float clampf_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }

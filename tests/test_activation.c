@@ -272,6 +272,20 @@ static void test_large_inputs(void **state) {
   }
 }
 
+/* NaN in, NaN out for the smooth operators, in both kernels (a diverged run stays visible). */
+static void test_nan_propagates(void **state) {
+  (void)state;
+  const dpt_act smooth[] = {DPT_ACT_IDENTITY, DPT_ACT_SIGMOID, DPT_ACT_TANH, DPT_ACT_SOBOLEVA, DPT_ACT_GELU,
+                            DPT_ACT_SILU, DPT_ACT_GAUSSIAN, DPT_ACT_SOFTPLUS};
+  for (int i = 0; i < (int)(sizeof smooth / sizeof smooth[0]); ++i) {
+    float xf = NAN, yf = 0, gf = 0;
+    double x = NAN, y = 0, g = 0;
+    dpt_act_eval_f32(smooth[i], NULL, false, 1, 1, &xf, &yf, &gf, NULL);
+    dpt_act_eval_f64(smooth[i], NULL, false, 1, 1, &x, &y, &g, NULL);
+    if (!isnan(yf) || !isnan(y)) fail_msg("%s(NaN) = %g (f32), %g (f64)", dpt_act_get(smooth[i])->name, (double)yf, y);
+  }
+}
+
 /* f32 kernel against the f64 scalar on a dense grid. An f32 result cannot be more accurate
  * than the function's own sensitivity to a half-ulp change of its input, so the tolerance
  * is 16 float ulps of the value plus 16 ulps of |x·v'(x)| (the condition term), plus 1e-35
@@ -508,6 +522,7 @@ int main(void) {
       cmocka_unit_test(test_param_derivatives_fd),
       cmocka_unit_test(test_kinks_and_values),
       cmocka_unit_test(test_large_inputs),
+      cmocka_unit_test(test_nan_propagates),
       cmocka_unit_test(test_f32_vs_f64),
       cmocka_unit_test(test_tanh_sigmoid_ulps),
       cmocka_unit_test(test_per_unit_and_outputs),
