@@ -7,7 +7,7 @@
  *      kernel and dpt_act_scalar;
  *   3. float element functions on a branch-free exp/expm1/log1p the compiler vectorizes;
  *   4. the loops (one per operator and dtype; the switch over the operator is outside them);
- *   5. dpt_act_scalar, with a small second-order forward-mode number for Soboleva. */
+ *   5. dpt_act_scalar, with Soboleva's derivatives through its parameters. */
 #include "dptrain/activation.h"
 
 /* The f32 loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
@@ -485,81 +485,47 @@ void dpt_act_eval_f32(dpt_act a, const float *params, bool per_unit, int64_t row
 }
 
 /* ---- 5. scalar derivative set ------------------------------------------------------
- * Soboleva's derivatives through (x, a, b, c, d) come from a second-order forward-mode
- * number: value, gradient and Hessian over the 5 variables, propagated through +, −, ×,
- * ÷ and exp by the chain rule. The shift m (see d_soboleva_c) is a constant, so the ratio
- * and all its derivatives are unchanged by it. */
-
-enum { JV = 5 };
-typedef struct jet { double v, g[JV], h[JV][JV]; } jet;
-
-static jet jet_var(double v, int i) {
-  jet r;
-  memset(&r, 0, sizeof r);
-  r.v = v;
-  r.g[i] = 1.0;
-  return r;
-}
-
-static jet jet_add(const jet *u, const jet *w, double sw /* +1 or -1 */) {
-  jet r;
-  r.v = u->v + sw * w->v;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = u->g[i] + sw * w->g[i];
-    for (int j = 0; j < JV; ++j) r.h[i][j] = u->h[i][j] + sw * w->h[i][j];
-  }
-  return r;
-}
-
-static jet jet_mul(const jet *u, const jet *w) {
-  jet r;
-  r.v = u->v * w->v;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = u->g[i] * w->v + u->v * w->g[i];
-    for (int j = 0; j < JV; ++j)
-      r.h[i][j] = u->h[i][j] * w->v + u->g[i] * w->g[j] + u->g[j] * w->g[i] + u->v * w->h[i][j];
-  }
-  return r;
-}
-
-/* φ(u) for a scalar function with φ(u.v) = f0, φ' = f1, φ'' = f2. */
-static jet jet_apply(const jet *u, double f0, double f1, double f2) {
-  jet r;
-  r.v = f0;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = f1 * u->g[i];
-    for (int j = 0; j < JV; ++j) r.h[i][j] = f1 * u->h[i][j] + f2 * u->g[i] * u->g[j];
-  }
-  return r;
-}
-
-static jet jet_exp_shift(const jet *u, double m, double clamp) {
-  double e = exp(fmin(u->v - m, clamp));
-  return jet_apply(u, e, e, e);
-}
-
-static jet jet_div(const jet *u, const jet *w) {
-  double inv = 1.0 / w->v;
-  jet r = jet_apply(w, inv, -inv * inv, 2.0 * inv * inv * inv);
-  return jet_mul(u, &r);
-}
-
+ * Soboleva through (u_0..u_4) = (x, a, b, c, d): with N = A − B, D = C + E and the four
+ * exponentials A = e^{ax}, B = e^{−bx}, C = e^{cx}, E = e^{−dx} (each scaled by e^{−m} as
+ * in d_soboleva_c; the ratio does not see it), differentiating N = fD twice gives
+ *   f_u  = (N_u − f D_u) / D,
+ *   f_uv = (N_uv − f_u D_v − f_v D_u − f D_uv) / D,
+ * and each exponential e^{kx} (k = a, −b, c, −d) has the derivatives
+ *   ∂/∂x = k e, ∂/∂k = x e, ∂²/∂x² = k² e, ∂²/∂x∂k = (1 + kx) e, ∂²/∂k² = x² e
+ * (∂/∂b = −∂/∂k for k = −b, likewise d). */
 static void soboleva_scalar(const double *p, double x, dpt_act_derivs *out) {
+  double f, g, h;
+  d_soboleva_c(x, p[0], p[1], p[2], p[3], SOBOLEVA_CLAMP64, &f, &g, &h);
   x = clampd(x, -SOBOLEVA_XMAX, SOBOLEVA_XMAX);
-  jet X = jet_var(x, 0), A = jet_var(p[0], 1), B = jet_var(p[1], 2), C = jet_var(p[2], 3), D = jet_var(p[3], 4);
-  jet ax = jet_mul(&A, &X), bx = jet_mul(&B, &X), cx = jet_mul(&C, &X), dx = jet_mul(&D, &X);
-  bx = jet_apply(&bx, -bx.v, -1.0, 0.0); /* −bx */
-  dx = jet_apply(&dx, -dx.v, -1.0, 0.0); /* −dx */
-  double m = cx.v > dx.v ? cx.v : dx.v;
-  jet ea = jet_exp_shift(&ax, m, SOBOLEVA_CLAMP64), eb = jet_exp_shift(&bx, m, SOBOLEVA_CLAMP64);
-  jet ec = jet_exp_shift(&cx, m, SOBOLEVA_CLAMP64), ed = jet_exp_shift(&dx, m, SOBOLEVA_CLAMP64);
-  jet N = jet_add(&ea, &eb, -1.0), Dn = jet_add(&ec, &ed, 1.0);
-  jet F = jet_div(&N, &Dn);
-  out->f = F.v, out->d1 = F.g[0], out->d2 = F.h[0][0];
+  double a = p[0], b = p[1], c = p[2], d = p[3];
+  double cx = c * x, dx = -d * x, m = cx > dx ? cx : dx;
+  /* the exponentials, with their rate k and sign σ in N (A − B) or D (C + E) */
+  const double k[4] = {a, -b, c, -d};
+  const double e[4] = {exp(fmin(a * x - m, SOBOLEVA_CLAMP64)), exp(fmin(-b * x - m, SOBOLEVA_CLAMP64)),
+                       exp(cx - m), exp(dx - m)};
+  const double sgn[4] = {1.0, -1.0, 1.0, 1.0};  /* A − B; C + E */
+  const double dk[4] = {1.0, -1.0, 1.0, -1.0}; /* ∂k/∂(its parameter) */
+  double Nu[5] = {0}, Du[5] = {0}, Nuv[5][5] = {{0}}, Duv[5][5] = {{0}};
   for (int i = 0; i < 4; ++i) {
-    out->dp[i] = F.g[1 + i];
-    out->dxdp[i] = F.h[0][1 + i];
-    for (int j = 0; j < 4; ++j) out->dpdp[i][j] = F.h[1 + i][1 + j];
+    double *U = i < 2 ? Nu : Du, (*UV)[5] = i < 2 ? Nuv : Duv;
+    double s = sgn[i] * e[i];
+    int j = 1 + i; /* parameter index of this exponential */
+    U[0] += k[i] * s;
+    U[j] += dk[i] * x * s;
+    UV[0][0] += k[i] * k[i] * s;
+    UV[0][j] += dk[i] * (1.0 + k[i] * x) * s;
+    UV[j][0] = UV[0][j];
+    UV[j][j] += x * x * s;
+  }
+  double D = e[2] + e[3], fu[5];
+  for (int u = 0; u < 5; ++u) fu[u] = (Nu[u] - f * Du[u]) / D;
+  fu[0] = g; /* the same closed form as the kernel, so scalar and kernel agree to the bit */
+  out->f = f, out->d1 = g, out->d2 = h;
+  for (int i = 0; i < 4; ++i) {
+    out->dp[i] = fu[1 + i];
+    out->dxdp[i] = (Nuv[0][1 + i] - fu[0] * Du[1 + i] - fu[1 + i] * Du[0] - f * Duv[0][1 + i]) / D;
+    for (int j = 0; j < 4; ++j)
+      out->dpdp[i][j] = (Nuv[1 + i][1 + j] - fu[1 + i] * Du[1 + j] - fu[1 + j] * Du[1 + i] - f * Duv[1 + i][1 + j]) / D;
   }
 }
 
