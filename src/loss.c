@@ -62,7 +62,8 @@ double dpt_loss_row(dpt_loss_kind kind, int64_t k, const double *z, int32_t labe
   } else if (kind == DPT_LOSS_BCE) {
     double ez = exp(-fabs(z[0])), s = z[0] >= 0 ? 1 / (1 + ez) : ez / (1 + ez);
     l = fmax(z[0], 0.0) - label * z[0] + log1p(ez);
-    if (g) g[0] = s - label;
+    /* σ(z) − 1 = −σ(−z): the second form keeps the relative accuracy for large z */
+    if (g) g[0] = label == 1 ? -(z[0] >= 0 ? ez / (1 + ez) : 1 / (1 + ez)) : s;
     if (Hv) Hv[0] = s * (1 - s) * v[0];
   } else {
     double m = z[0], s = 0, pv = 0;
