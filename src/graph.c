@@ -44,7 +44,7 @@ static dpt_status new_node(dpt_graph *g, dpt_node_kind kind, int64_t rows, int64
   n->kind = kind;
   n->rows = rows;
   n->cols = cols;
-  n->last_consumer = -1;
+  n->first_reader = -1;
   return DPT_OK;
 }
 
@@ -87,7 +87,7 @@ dpt_status dpt_graph_op(dpt_graph *g, const dpt_op *op, const int *inputs, int n
     dpt_node *x = &g->nodes[inputs[j]];
     n->in[j] = inputs[j];
     n->needs_grad = n->needs_grad || x->needs_grad;
-    if (x->kind == DPT_NODE_PARAM) x->last_consumer = *id;
+    if (x->kind == DPT_NODE_PARAM && x->first_reader < 0) x->first_reader = *id;
   }
   return DPT_OK;
 }
@@ -192,12 +192,12 @@ static void zero_op_buffers(dpt_graph *g, bool grads, bool grad_tangents) {
   }
 }
 
-/* Announces the PARAMs whose last consumer is node i. */
+/* Announces the PARAMs whose first reader is node i (the last the reverse walk visits). */
 static void announce(dpt_graph *g, int i, dpt_grad_ready_fn ready, void *ctx) {
   if (!ready) return;
   for (int p = 0; p < g->n_nodes; ++p) {
     dpt_node *n = &g->nodes[p];
-    if (n->kind == DPT_NODE_PARAM && n->last_consumer == i) ready(ctx, n->param_offset, n->param_count);
+    if (n->kind == DPT_NODE_PARAM && n->first_reader == i) ready(ctx, n->param_offset, n->param_count);
   }
 }
 

@@ -91,7 +91,8 @@ struct dpt_node {
   const void *attr;    /* op attributes (borrowed) */
   double loss, loss_tangent;
   size_t param_offset, param_count; /* PARAM: range of the flat buffer */
-  int last_consumer;                /* PARAM: highest node id that reads it (its grad is final after it) */
+  int first_reader;                 /* PARAM: lowest node id that reads it: the reverse walk
+                                       reaches it last, so the grad is final after it */
 };
 
 /* Mode flags the rules read. */
