@@ -54,13 +54,15 @@ void dpt_metrics_destroy(dpt_metrics **m) {
 }
 
 dpt_status dpt_metrics_row(dpt_metrics *m, int n, const char *const *names, const double *values) {
-  if (!m || !m->csv) return DPT_OK;
-  if (m->ncols == 0) {
+  if (!m) return DPT_OK;
+  bool header = m->ncols == 0;
+  if (header) m->ncols = n;
+  DPT_CHECK(n == m->ncols, DPT_ERR_INTERNAL, "metrics: row has %d columns, header has %d", n, m->ncols);
+  if (!m->csv) return DPT_OK;
+  if (header) {
     for (int i = 0; i < n; ++i) fprintf(m->csv, "%s%s", i ? "," : "", names[i]);
     fputc('\n', m->csv);
-    m->ncols = n;
   }
-  DPT_CHECK(n == m->ncols, DPT_ERR_INTERNAL, "metrics: row has %d columns, header has %d", n, m->ncols);
   for (int i = 0; i < n; ++i) {
     if (isnan(values[i]))
       fprintf(m->csv, "%snan", i ? "," : "");
