@@ -7,8 +7,16 @@
  *      kernel and dpt_act_scalar;
  *   3. float element functions on a branch-free exp/expm1/log1p the compiler vectorizes;
  *   4. the loops (one per operator and dtype; the switch over the operator is outside them);
- *   5. dpt_act_scalar, with a small second-order forward-mode number for Soboleva. */
+ *   5. dpt_act_scalar, with Soboleva's derivatives through its parameters. */
 #include "dptrain/activation.h"
+
+/* The f32 loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
+ * selects into vector blends only when floating-point operations may be speculated, which
+ * its default -ftrapping-math forbids. dptrain never reads the FP exception flags, so this
+ * file is compiled without that assumption (results are unchanged: no fast-math). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 
 #include <float.h>
 #include <math.h>
@@ -201,23 +209,25 @@ static inline void d_softplus(double x, double p0, double p1, double p2, double 
  * ln 2 split in a 9-bit head and a tail, so n·head is exact), |r| ≤ ln2/2, p the degree-7
  * Taylor polynomial of expm1 (remainder r⁸/8! < 1.5e-8 relative: under a quarter ulp).
  * expm1(y) = (2^n − 1) + 2^n p, exact in its first term, so it keeps full relative
- * accuracy near 0 where n = 0. y is clamped to −87.3 (2^n stays a normal float) and e^y
- * below that flushes to 0. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
+ * accuracy near 0 where n = 0. y is clamped to [−87.3, 88] (2^n stays a normal float) and
+ * e^y below −87.3 flushes to 0; NaN gives NaN. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
  * the exponent bits; the compiler vectorizes loops over it. */
 
 static inline void fexp_parts(float y, float *e, float *em1) {
-  const float lo = -87.3f;
-  float yc = y < lo ? lo : y;
+  const float lo = -87.3f, hi = 88.0f;
+  /* written so that NaN takes the clamp (the float→int conversion below must see a number;
+   * NaN is given back at the end) */
+  float yc = y >= lo ? (y <= hi ? y : hi) : lo;
   const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
   float nf = (yc * 1.44269504088896341f + magic) - magic;
   float r = (yc - nf * 0.693359375f) - nf * -2.12194440e-4f;
   float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))));
-  int32_t bits = ((int32_t)nf + 127) << 23;
+  uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float ev = s + s * p;
-  *e = y < lo ? 0.0f : ev;
-  *em1 = (s - 1.0f) + s * p;
+  float ev = s + s * p, em1v = (s - 1.0f) + s * p;
+  *e = y >= lo ? ev : (y < lo ? 0.0f : y);
+  *em1 = y >= lo ? em1v : (y < lo ? -1.0f : y);
 }
 
 static inline float clampf_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
@@ -282,11 +292,25 @@ static inline void f_leaky_relu(float x, float p0, float p1, float p2, float p3,
   f_prelu(x, (float)DPT_LEAKY_SLOPE, 0, 0, 0, f, g, h);
 }
 
-/* GELU in f32: erfc evaluated in double (first version). */
+/* GELU in f32: Φ(x) = ½erfc(−x/√2) with erfc from Numerical Recipes' erfcc (a Chebyshev
+ * fit, fractional error below 1.2e-7 for every z ≥ 0, so about one float ulp):
+ *   erfc(z) = t·exp(−z² − 1.26551223 + t·P(t)), t = 1/(1 + z/2), z = |x|/√2;
+ * Φ(x) = ½erfc(z) for x < 0 (full relative accuracy in the tail), 1 − ½erfc(z) for x ≥ 0.
+ * Φ and φ = e^{−x²/2}/√(2π) both go through fexp; x is clamped to ±14, past which φ and
+ * ½erfc(|x|/√2) are below FLT_MIN (flushed) and x² cannot overflow. */
 static inline void f_gelu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
-  double fd, gd, hd;
-  d_gelu(x, p0, p1, p2, p3, &fd, &gd, &hd);
-  *f = (float)fd, *g = (float)gd, *h = (float)hd;
+  (void)p0, (void)p1, (void)p2, (void)p3;
+  float xc = clampf_(x, -14.0f, 14.0f), z = fabsf(xc) * (float)INV_SQRT2;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+               t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+  float ec, phi, em1;
+  fexp_parts(-z * z + poly, &ec, &em1);
+  fexp_parts(-0.5f * xc * xc, &phi, &em1);
+  phi *= (float)INV_SQRT2PI;
+  float half_erfc = 0.5f * t * ec;
+  float Phi = x < 0.0f ? half_erfc : 1.0f - half_erfc;
+  *f = x * Phi, *g = Phi + xc * phi, *h = phi * (2.0f - xc * xc);
 }
 
 static inline void f_elu(float x, float alpha, float p1, float p2, float p3, float *f, float *g, float *h) {
@@ -349,8 +373,17 @@ static inline void f_softplus(float x, float p0, float p1, float p2, float p3, f
 
 #define ACT_CHUNK 256
 
+/* Each kernel is compiled twice, for baseline x86-64 (SSE2: 4 floats a vector) and for
+ * AVX2 (8 floats); the loader picks the one the CPU runs. No FMA: the C17 mode keeps
+ * -ffp-contract=off, so both clones round identically. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define ACT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ACT_CLONES
+#endif
+
 #define DEFINE_KERNEL(NAME, T, ELEM)                                                                   \
-  static void NAME(const T *P, int np, bool per_unit, int64_t rows, int64_t cols, const T *x, T *y,  \
+  ACT_CLONES static void NAME(const T *P, int np, bool per_unit, int64_t rows, int64_t cols, const T *x, T *y,  \
                    T *d1, T *d2) {                                                                     \
     T sy[ACT_CHUNK], sg[ACT_CHUNK], sh[ACT_CHUNK];                                                     \
     bool yonly = d1 == NULL && d2 == NULL;                                                             \
@@ -452,81 +485,47 @@ void dpt_act_eval_f32(dpt_act a, const float *params, bool per_unit, int64_t row
 }
 
 /* ---- 5. scalar derivative set ------------------------------------------------------
- * Soboleva's derivatives through (x, a, b, c, d) come from a second-order forward-mode
- * number: value, gradient and Hessian over the 5 variables, propagated through +, −, ×,
- * ÷ and exp by the chain rule. The shift m (see d_soboleva_c) is a constant, so the ratio
- * and all its derivatives are unchanged by it. */
-
-enum { JV = 5 };
-typedef struct jet { double v, g[JV], h[JV][JV]; } jet;
-
-static jet jet_var(double v, int i) {
-  jet r;
-  memset(&r, 0, sizeof r);
-  r.v = v;
-  r.g[i] = 1.0;
-  return r;
-}
-
-static jet jet_add(const jet *u, const jet *w, double sw /* +1 or -1 */) {
-  jet r;
-  r.v = u->v + sw * w->v;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = u->g[i] + sw * w->g[i];
-    for (int j = 0; j < JV; ++j) r.h[i][j] = u->h[i][j] + sw * w->h[i][j];
-  }
-  return r;
-}
-
-static jet jet_mul(const jet *u, const jet *w) {
-  jet r;
-  r.v = u->v * w->v;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = u->g[i] * w->v + u->v * w->g[i];
-    for (int j = 0; j < JV; ++j)
-      r.h[i][j] = u->h[i][j] * w->v + u->g[i] * w->g[j] + u->g[j] * w->g[i] + u->v * w->h[i][j];
-  }
-  return r;
-}
-
-/* φ(u) for a scalar function with φ(u.v) = f0, φ' = f1, φ'' = f2. */
-static jet jet_apply(const jet *u, double f0, double f1, double f2) {
-  jet r;
-  r.v = f0;
-  for (int i = 0; i < JV; ++i) {
-    r.g[i] = f1 * u->g[i];
-    for (int j = 0; j < JV; ++j) r.h[i][j] = f1 * u->h[i][j] + f2 * u->g[i] * u->g[j];
-  }
-  return r;
-}
-
-static jet jet_exp_shift(const jet *u, double m, double clamp) {
-  double e = exp(fmin(u->v - m, clamp));
-  return jet_apply(u, e, e, e);
-}
-
-static jet jet_div(const jet *u, const jet *w) {
-  double inv = 1.0 / w->v;
-  jet r = jet_apply(w, inv, -inv * inv, 2.0 * inv * inv * inv);
-  return jet_mul(u, &r);
-}
-
+ * Soboleva through (u_0..u_4) = (x, a, b, c, d): with N = A − B, D = C + E and the four
+ * exponentials A = e^{ax}, B = e^{−bx}, C = e^{cx}, E = e^{−dx} (each scaled by e^{−m} as
+ * in d_soboleva_c; the ratio does not see it), differentiating N = fD twice gives
+ *   f_u  = (N_u − f D_u) / D,
+ *   f_uv = (N_uv − f_u D_v − f_v D_u − f D_uv) / D,
+ * and each exponential e^{kx} (k = a, −b, c, −d) has the derivatives
+ *   ∂/∂x = k e, ∂/∂k = x e, ∂²/∂x² = k² e, ∂²/∂x∂k = (1 + kx) e, ∂²/∂k² = x² e
+ * (∂/∂b = −∂/∂k for k = −b, likewise d). */
 static void soboleva_scalar(const double *p, double x, dpt_act_derivs *out) {
+  double f, g, h;
+  d_soboleva_c(x, p[0], p[1], p[2], p[3], SOBOLEVA_CLAMP64, &f, &g, &h);
   x = clampd(x, -SOBOLEVA_XMAX, SOBOLEVA_XMAX);
-  jet X = jet_var(x, 0), A = jet_var(p[0], 1), B = jet_var(p[1], 2), C = jet_var(p[2], 3), D = jet_var(p[3], 4);
-  jet ax = jet_mul(&A, &X), bx = jet_mul(&B, &X), cx = jet_mul(&C, &X), dx = jet_mul(&D, &X);
-  bx = jet_apply(&bx, -bx.v, -1.0, 0.0); /* −bx */
-  dx = jet_apply(&dx, -dx.v, -1.0, 0.0); /* −dx */
-  double m = cx.v > dx.v ? cx.v : dx.v;
-  jet ea = jet_exp_shift(&ax, m, SOBOLEVA_CLAMP64), eb = jet_exp_shift(&bx, m, SOBOLEVA_CLAMP64);
-  jet ec = jet_exp_shift(&cx, m, SOBOLEVA_CLAMP64), ed = jet_exp_shift(&dx, m, SOBOLEVA_CLAMP64);
-  jet N = jet_add(&ea, &eb, -1.0), Dn = jet_add(&ec, &ed, 1.0);
-  jet F = jet_div(&N, &Dn);
-  out->f = F.v, out->d1 = F.g[0], out->d2 = F.h[0][0];
+  double a = p[0], b = p[1], c = p[2], d = p[3];
+  double cx = c * x, dx = -d * x, m = cx > dx ? cx : dx;
+  /* the exponentials, with their rate k and sign σ in N (A − B) or D (C + E) */
+  const double k[4] = {a, -b, c, -d};
+  const double e[4] = {exp(fmin(a * x - m, SOBOLEVA_CLAMP64)), exp(fmin(-b * x - m, SOBOLEVA_CLAMP64)),
+                       exp(cx - m), exp(dx - m)};
+  const double sgn[4] = {1.0, -1.0, 1.0, 1.0};  /* A − B; C + E */
+  const double dk[4] = {1.0, -1.0, 1.0, -1.0}; /* ∂k/∂(its parameter) */
+  double Nu[5] = {0}, Du[5] = {0}, Nuv[5][5] = {{0}}, Duv[5][5] = {{0}};
   for (int i = 0; i < 4; ++i) {
-    out->dp[i] = F.g[1 + i];
-    out->dxdp[i] = F.h[0][1 + i];
-    for (int j = 0; j < 4; ++j) out->dpdp[i][j] = F.h[1 + i][1 + j];
+    double *U = i < 2 ? Nu : Du, (*UV)[5] = i < 2 ? Nuv : Duv;
+    double s = sgn[i] * e[i];
+    int j = 1 + i; /* parameter index of this exponential */
+    U[0] += k[i] * s;
+    U[j] += dk[i] * x * s;
+    UV[0][0] += k[i] * k[i] * s;
+    UV[0][j] += dk[i] * (1.0 + k[i] * x) * s;
+    UV[j][0] = UV[0][j];
+    UV[j][j] += x * x * s;
+  }
+  double D = e[2] + e[3], fu[5];
+  for (int u = 0; u < 5; ++u) fu[u] = (Nu[u] - f * Du[u]) / D;
+  fu[0] = g; /* the same closed form as the kernel, so scalar and kernel agree to the bit */
+  out->f = f, out->d1 = g, out->d2 = h;
+  for (int i = 0; i < 4; ++i) {
+    out->dp[i] = fu[1 + i];
+    out->dxdp[i] = (Nuv[0][1 + i] - fu[0] * Du[1 + i] - fu[1 + i] * Du[0] - f * Duv[0][1 + i]) / D;
+    for (int j = 0; j < 4; ++j)
+      out->dpdp[i][j] = (Nuv[1 + i][1 + j] - fu[1 + i] * Du[1 + j] - fu[1 + j] * Du[1 + i] - f * Duv[1 + i][1 + j]) / D;
   }
 }
 

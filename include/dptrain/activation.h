@@ -40,6 +40,9 @@
  * The f32 kernel uses branch-free vectorizable float approximations of exp/expm1/log1p
  * (accurate to a few float ulps, see the test); results below FLT_MIN flush to 0.
  *
+ * NaN: the smooth operators give NaN for a NaN input (so a diverged run stays visible);
+ * the piecewise ones follow their comparisons (relu(NaN) = 0, step(NaN) = 0).
+ *
  * Nothing here allocates; all pointers are borrowed from the caller for the call. */
 #ifndef DPTRAIN_ACTIVATION_H
 #define DPTRAIN_ACTIVATION_H
