@@ -57,6 +57,7 @@ typedef struct run_opts {
   dpt_dtype dtype;
   double bucket_mb;
   int poison_rank; /* >= 0: this rank's rows get a NaN input in epoch 1 */
+  int64_t accumulate;
 } run_opts;
 
 /* Trains a fresh model on comm c; params (num_params in dtype) get the result. Returns the
@@ -72,6 +73,7 @@ static dpt_status train(const dpt_comm *c, const run_opts *ro, void **params, si
   o.mode = ro->mode;
   o.micro_batch = ro->micro;
   o.bucket_mb = ro->bucket_mb;
+  o.accumulate = ro->accumulate;
   dpt_reducer *r;
   assert_dpt_ok(dpt_reducer_create(c, &o, ro->dtype, n, dpt_model_grads(m), &r));
   int nt = dpt_model_num_tensors(m);
@@ -90,37 +92,30 @@ static dpt_status train(const dpt_comm *c, const run_opts *ro, void **params, si
   int64_t micro = ro->mode == DPT_REDUCE_EXACT ? ro->micro : 0;
   for (int64_t epoch = 0; epoch < EPOCHS && st == DPT_OK; ++epoch) {
     epoch_order(epoch, perm);
-    for (int64_t first = 0; first < N_ROWS && st == DPT_OK; first += ro->batch) {
-      int64_t n_global = N_ROWS - first < ro->batch ? N_ROWS - first : ro->batch, b, cnt;
-      dpt_shard_batch(n_global, micro, c->size, c->rank, &b, &cnt);
-      for (int64_t i = 0; i < cnt; ++i) {
-        int64_t row = perm[first + b + i];
-        for (int j = 0; j < N_IN; ++j) {
-          double v = x_at(row, j);
-          if (ro->poison_rank == c->rank && epoch == 1 && i == 0 && j == 0) v = NAN;
-          if (ro->dtype == DPT_F32) ((float *)X)[i * N_IN + j] = (float)v;
-          else ((double *)X)[i * N_IN + j] = v;
-        }
-        y[i] = label_at(row);
-      }
-      double scale = 1.0 / (double)n_global, loss = 0;
+    /* one optimizer step = ro->accumulate consecutive global batches, one reduction */
+    for (int64_t first = 0; first < N_ROWS && st == DPT_OK; first += ro->batch * ro->accumulate) {
+      int64_t span = N_ROWS - first < ro->batch * ro->accumulate ? N_ROWS - first : ro->batch * ro->accumulate;
+      int64_t micro_steps = (span + ro->batch - 1) / ro->batch;
+      double scale = 1.0 / (double)span, loss = 0;
       bool skip;
-      if (ro->mode == DPT_REDUCE_FAST) {
-        assert_dpt_ok(dpt_reducer_begin(r, 0));
-        assert_dpt_ok(dpt_model_zero_grads(m));
-        dpt_targets t = {y, NULL};
-        assert_dpt_ok(dpt_model_forward_backward(m, X, &t, cnt, scale, &loss, dpt_reducer_ready, r));
-      } else {
-        assert_dpt_ok(dpt_reducer_begin(r, (n_global + micro - 1) / micro));
-        for (int64_t k = 0; k < cnt; k += micro) {
-          int64_t rows = cnt - k < micro ? cnt - k : micro;
-          dpt_targets t = {y + k, NULL};
-          double l = 0;
-          assert_dpt_ok(dpt_model_zero_grads(m));
-          assert_dpt_ok(dpt_model_forward_backward(m, (const char *)X + (size_t)k * N_IN * es, &t, rows, scale, &l,
-                                                   NULL, NULL));
-          assert_dpt_ok(dpt_reducer_deposit(r, dpt_model_grads(m), l));
+      assert_dpt_ok(dpt_reducer_begin(r, dpt_reducer_terms(r, ro->batch)));
+      assert_dpt_ok(dpt_model_zero_grads(m));
+      for (int64_t a = 0; a < ro->accumulate; ++a) { /* every rank makes every call, even with no rows */
+        int64_t bfirst = first + a * ro->batch;
+        int64_t n_global = a < micro_steps ? (N_ROWS - bfirst < ro->batch ? N_ROWS - bfirst : ro->batch) : 0, b, cnt;
+        dpt_shard_batch(n_global, micro, c->size, c->rank, &b, &cnt);
+        for (int64_t i = 0; i < cnt; ++i) {
+          int64_t row = perm[bfirst + b + i];
+          for (int j = 0; j < N_IN; ++j) {
+            double v = x_at(row, j);
+            if (ro->poison_rank == c->rank && epoch == 1 && i == 0 && j == 0) v = NAN;
+            if (ro->dtype == DPT_F32) ((float *)X)[i * N_IN + j] = (float)v;
+            else ((double *)X)[i * N_IN + j] = v;
+          }
+          y[i] = label_at(row);
         }
+        dpt_targets t = {y, NULL};
+        assert_dpt_ok(dpt_reducer_add_batch(r, m, X, &t, cnt, scale, a == ro->accumulate - 1, &loss, NULL));
       }
       st = dpt_reducer_finish(r, &loss, &skip);
       if (st != DPT_OK) break;
@@ -199,25 +194,37 @@ static void compare(const run_opts *ro) {
 
 static void test_exact_bitwise_b22_micro4(void **state) {
   (void)state; /* 103 rows: 4 full batches + 15; 6 micro-batches per batch (last 2 rows) */
-  run_opts ro = {DPT_REDUCE_EXACT, 22, 4, DPT_F32, 4.0, -1};
+  run_opts ro = {DPT_REDUCE_EXACT, 22, 4, DPT_F32, 4.0, -1, 1};
   compare(&ro);
 }
 
 static void test_exact_bitwise_ranks_without_rows(void **state) {
   (void)state; /* B = 6, micro 4: 2 micro-batches, so at P = 3, 4 some ranks get no rows */
-  run_opts ro = {DPT_REDUCE_EXACT, 6, 4, DPT_F64, 4.0, -1};
+  run_opts ro = {DPT_REDUCE_EXACT, 6, 4, DPT_F64, 4.0, -1, 1};
+  compare(&ro);
+}
+
+static void test_exact_bitwise_accumulate(void **state) {
+  (void)state; /* 2 batches of 10 per step, micro 3: 4 micro-batches each, the last of 1 row */
+  run_opts ro = {DPT_REDUCE_EXACT, 10, 3, DPT_F32, 4.0, -1, 2};
+  compare(&ro);
+}
+
+static void test_fast_close_accumulate(void **state) {
+  (void)state;
+  run_opts ro = {DPT_REDUCE_FAST, 10, 0, DPT_F32, 0.0005, -1, 3};
   compare(&ro);
 }
 
 static void test_fast_close_b22(void **state) {
   (void)state; /* tiny buckets so several allreduces overlap the backward pass */
-  run_opts ro = {DPT_REDUCE_FAST, 22, 0, DPT_F32, 0.0005, -1};
+  run_opts ro = {DPT_REDUCE_FAST, 22, 0, DPT_F32, 0.0005, -1, 1};
   compare(&ro);
 }
 
 static void test_fast_close_ranks_without_rows(void **state) {
   (void)state; /* B = 3: at P = 4 one rank has no rows in every step */
-  run_opts ro = {DPT_REDUCE_FAST, 3, 0, DPT_F64, 4.0, -1};
+  run_opts ro = {DPT_REDUCE_FAST, 3, 0, DPT_F64, 4.0, -1, 1};
   compare(&ro);
 }
 
@@ -226,7 +233,7 @@ static void test_nan_on_one_rank_stops_all(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
   for (int mode = 0; mode < 2; ++mode) {
-    run_opts ro = {(dpt_reduce_mode)mode, 22, 4, DPT_F32, 4.0, c->size - 1};
+    run_opts ro = {(dpt_reduce_mode)mode, 22, 4, DPT_F32, 4.0, c->size - 1, 1};
     void *p;
     size_t np;
     double l;
@@ -244,6 +251,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exact_bitwise_b22_micro4),
       cmocka_unit_test(test_exact_bitwise_ranks_without_rows),
+      cmocka_unit_test(test_exact_bitwise_accumulate),
+      cmocka_unit_test(test_fast_close_accumulate),
       cmocka_unit_test(test_fast_close_b22),
       cmocka_unit_test(test_fast_close_ranks_without_rows),
       cmocka_unit_test(test_nan_on_one_rank_stops_all),
