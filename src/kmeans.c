@@ -18,33 +18,44 @@
  * GEMM gives g_j = ‖x‖² − 2x·μ_j + ‖μ_j‖² with |g_j − ‖x − μ_j‖²| and the plain loop's error
  * both below δ_j / 2, δ_j = 16 (d + 4) u (‖x‖² + ‖μ_j‖²) (a generous multiple of the
  * textbook γ_{d+2} bound). Every j with g_j − δ_j ≤ g_min + δ_min may be the plain loop's
- * argmin, so when there is more than one such j the plain-loop distances decide (ties to
- * the lowest index). The result equals the plain loop's argmin for any GEMM blocking. */
+ * argmin; with δ_max = tol (‖x‖² + max_j ‖μ_j‖²) all of them lie in g_j ≤ g_min + 2 δ_max, so
+ * when a second g is that close the plain-loop distances of those j decide (ties to the
+ * lowest index). The result equals the plain loop's argmin for any GEMM blocking. */
 static void assign_block(const double *X, int nb, int d, const double *C, int k, const double *cnorm, double *G,
                          int64_t *index, double *dist) {
   // X: [nb, d], C: [k, d], G: [nb, k]
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, k, d, 1.0, X, d, C, d, 0.0, G, k);
   const double tol = 16.0 * (d + 4) * DBL_EPSILON;
+  double cmax = 0.0;
+  for (int j = 0; j < k; ++j)
+    if (cnorm[j] > cmax) cmax = cnorm[j];
   for (int r = 0; r < nb; ++r) {
     const double *x = X + (int64_t)r * d;
     double *g = G + (int64_t)r * k;
     double xx = 0.0;
     for (int j = 0; j < d; ++j) xx += x[j] * x[j];
+    /* one pass: smallest and second smallest g */
     int best = 0;
+    double g1 = INFINITY, g2 = INFINITY;
     for (int j = 0; j < k; ++j) {
-      g[j] = xx - 2.0 * g[j] + cnorm[j];
-      if (g[j] < g[best]) best = j;
+      double v = xx - 2.0 * g[j] + cnorm[j];
+      g[j] = v;
+      if (v < g1) {
+        g2 = g1;
+        g1 = v;
+        best = j;
+      } else if (v < g2) {
+        g2 = v;
+      }
     }
-    double bound = g[best] + tol * (xx + cnorm[best]);
-    int cand = 0;
-    for (int j = 0; j < k && cand < 2; ++j)
-      if (g[j] - tol * (xx + cnorm[j]) <= bound) ++cand;
-    double bd;
-    if (cand > 1) {
+    /* with δ ≤ δ_max = tol (‖x‖² + max ‖μ‖²) for every j, the candidates are within
+     * 2 δ_max of the smallest; usually only the smallest is */
+    double bound = g1 + 2.0 * tol * (xx + cmax), bd;
+    if (g2 <= bound) {
       best = -1;
       bd = INFINITY;
       for (int j = 0; j < k; ++j)
-        if (g[j] - tol * (xx + cnorm[j]) <= bound) {
+        if (g[j] <= bound) {
           double t = dpt_rbf_dist2(x, C + (int64_t)j * d, d);
           if (t < bd) {
             bd = t;
@@ -54,6 +65,7 @@ static void assign_block(const double *X, int nb, int d, const double *C, int k,
     } else {
       bd = dpt_rbf_dist2(x, C + (int64_t)best * d, d);
     }
+    if (best < 0) best = 0; /* NaN row (dpt_rbf_data_check refuses them): stay in bounds */
     index[r] = best;
     if (dist) dist[r] = bd;
   }
@@ -134,7 +146,7 @@ dpt_status dpt_kmeans_seed(const dpt_comm *c, const dpt_rbf_data *data, int64_t 
     double scale = dpt_rbf_fixed_scale(data->n, maxd);
     int64_t local = 0, offset = 0, total = 0;
     for (int64_t i = 0; i < n; ++i) {
-      q[i] = llround(d2[i] * scale);
+      q[i] = dpt_rbf_fixq(d2[i] * scale);
       local += q[i];
     }
     if (MPI_Allreduce(&local, &total, 1, MPI_INT64_T, MPI_SUM, c->comm) != MPI_SUCCESS ||
@@ -215,7 +227,7 @@ dpt_status dpt_kmeans_lloyd(const dpt_comm *c, const dpt_rbf_data *data, int64_t
     for (int64_t i = 0; i < n; ++i) {
       const double *x = data->X + i * d;
       int64_t *sum = acc + index[i] * d;
-      for (int64_t j = 0; j < d; ++j) sum[j] += llround((x[j] - mid[j]) * scale);
+      for (int64_t j = 0; j < d; ++j) sum[j] += dpt_rbf_fixq((x[j] - mid[j]) * scale);
       cnt[index[i]] += 1;
       local_inertia += dist[i];
     }

@@ -139,6 +139,11 @@ dpt_status dpt_rbf_data_check(const dpt_comm *c, const dpt_rbf_data *data) {
   else if (data->count > 0 && !data->X)
     st = dpt_error_set(DPT_ERR_INTERNAL, __FILE__, __LINE__, __func__, "rbf data: %lld rows but no matrix",
                        (long long)data->count);
+  for (int64_t i = 0; st == DPT_OK && i < data->count * data->d; ++i)
+    if (!isfinite(data->X[i]))
+      st = dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                         "rbf data: row %lld, feature %lld: expected a finite number, got %g",
+                         (long long)(data->begin + i / data->d), (long long)(i % data->d), data->X[i]);
   return dpt_comm_agree(c, st);
 }
 
@@ -280,7 +285,7 @@ static dpt_status cluster_rms(const dpt_comm *c, const dpt_rbf_data *data, const
     DPT_TRY_CHECK(0, DPT_ERR_MPI, "rbf spread: MPI_Allreduce failed");
   double scale = dpt_rbf_fixed_scale(data->n, maxd);
   for (int64_t i = 0; i < n; ++i) {
-    acc[index[i]] += llround(dist[i] * scale);
+    acc[index[i]] += dpt_rbf_fixq(dist[i] * scale);
     acc[k + index[i]] += 1;
   }
   if (MPI_Allreduce(MPI_IN_PLACE, acc, kn2, MPI_INT64_T, MPI_SUM, c->comm) != MPI_SUCCESS)

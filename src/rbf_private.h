@@ -57,6 +57,11 @@ static inline double dpt_rbf_fixed_scale(int64_t n, double maxabs) {
   return ldexp(1.0, e - 1);
 }
 
+/* v rounded to the nearest integer (halves away from zero) for fixed-point sums, |v| ≤ 2^62.
+ * Any deterministic rounding keeps sums P-independent; this one is an inline conversion
+ * where llround is a library call (it costs a quarter of a Lloyd iteration). */
+static inline int64_t dpt_rbf_fixq(double v) { return (int64_t)(v < 0.0 ? v - 0.5 : v + 0.5); }
+
 /* ‖a − b‖² by a plain loop in index order (the reference distance: deterministic). */
 static inline double dpt_rbf_dist2(const double *a, const double *b, int64_t d) {
   double s = 0.0;

@@ -5,9 +5,11 @@
 #include "cli.h"
 
 int dpt_bench_allreduce(const dpt_comm *c, int argc, char **argv);
+int dpt_bench_kmeans(const dpt_comm *c, int argc, char **argv);
 
 int dpt_cmd_bench(const dpt_comm *c, int argc, char **argv) {
   for (int i = 1; i < argc; ++i)
     if (!strcmp(argv[i], "--allreduce")) return dpt_bench_allreduce(c, argc, argv);
+    else if (!strcmp(argv[i], "--kmeans")) return dpt_bench_kmeans(c, argc, argv);
   return dpt_cli_finish(c, dpt_error_set(DPT_ERR_INTERNAL, __FILE__, __LINE__, __func__, "dptrain bench: not built yet"));
 }
