@@ -45,14 +45,14 @@ void dpt_rbf_options_default(dpt_rbf_options *o) {
   o->ridge = 1e-8;
 }
 
-dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, dpt_rbf_options *o) {
+dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, int64_t def_units, dpt_rbf_options *o) {
   dpt_rbf_options_default(o);
   DPT_CHECK(strlen(section) < sizeof o->section, DPT_ERR_INPUT, "%s: section name too long", section);
   snprintf(o->section, sizeof o->section, "%s", section);
   char key[96];
   int idx = 0;
 #define KEY(name) (snprintf(key, sizeof key, "%s." name, section), key)
-  DPT_CALL(dpt_config_get_int(cfg, KEY("units"), 16, 1, INT32_MAX, &o->units));
+  DPT_CALL(dpt_config_get_int(cfg, KEY("units"), def_units, 1, INT32_MAX, &o->units));
   DPT_CALL(dpt_config_get_choice(cfg, KEY("placement"), placement_names, "kmeans++", &idx));
   o->placement = (dpt_rbf_placement)idx;
   DPT_CALL(dpt_config_get_choice(cfg, KEY("width"), width_names, "spread", &idx));

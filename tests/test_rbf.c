@@ -341,14 +341,14 @@ static void test_bad_settings(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
     assert_dpt_ok(dpt_config_create(&cfg));
     assert_dpt_ok(dpt_config_load_string(cfg, bad[i][0], "t.ini"));
-    assert_dpt_fails(dpt_rbf_options_read(cfg, "layer.0", &o), DPT_ERR_INPUT, bad[i][1]);
+    assert_dpt_fails(dpt_rbf_options_read(cfg, "layer.0", 16, &o), DPT_ERR_INPUT, bad[i][1]);
     dpt_config_destroy(&cfg);
   }
   /* a good section, then checks against the data */
   assert_dpt_ok(dpt_config_create(&cfg));
   assert_dpt_ok(dpt_config_load_string(
       cfg, "[layer.0]\nunits = 8\nplacement = gng\nwidth = global\nsigma = 0.5\nlearn = 3step\n", "t.ini"));
-  assert_dpt_ok(dpt_rbf_options_read(cfg, "layer.0", &o));
+  assert_dpt_ok(dpt_rbf_options_read(cfg, "layer.0", 16, &o));
   assert_int_equal(o.units, 8);
   assert_int_equal(o.placement, DPT_RBF_GNG);
   assert_int_equal(o.width, DPT_RBF_WIDTH_GLOBAL);

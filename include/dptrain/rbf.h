@@ -90,9 +90,10 @@ typedef struct dpt_rbf_options {
 
 /* Defaults for every field (units = 0: must be set). */
 void dpt_rbf_options_default(dpt_rbf_options *o);
-/* Reads the rbf keys of section (e.g. "layer.1"): units, placement, width, width_factor,
- * sigma, kmeans_iters, kmeans_tol, gng_*, learn, ridge. Errors name the key. Not collective. */
-dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, dpt_rbf_options *o);
+/* Reads the rbf keys of section (e.g. "layer.0"): units (default def_units), placement,
+ * width, width_factor, sigma, kmeans_iters, kmeans_tol, gng_*, learn, ridge. Errors name
+ * the key. Not collective. */
+dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, int64_t def_units, dpt_rbf_options *o);
 /* Checks the options against the data before any work: units ≤ N (and ≤ gng_sample for
  * gng), nearest widths need k ≥ 2, N ≥ 1, d ≥ 1. Errors name the key. Not collective
  * (every rank has the same options and N). */
@@ -163,5 +164,45 @@ dpt_status dpt_rbf_features(const double *X, int64_t n, int64_t d, const double 
 dpt_status dpt_rbf_lstsq(const dpt_comm *c, const dpt_rbf_data *data, const double *Y, int64_t m,
                          const double *centers, const double *widths, int64_t k, double ridge, double *W,
                          int64_t *rank_out);
+
+/* ---- the rbf layer and 2-step / 3-step learning (src/layer_rbf.c; needs the engine) ---- */
+
+struct dpt_model;
+struct dpt_targets;
+struct dpt_layer_type;
+struct dpt_op;
+
+/* The layer type registered as "rbf" in the model's layer table, and its operator
+ * y[n, i] = exp(−‖x_n − μ_i‖² / 2σ_i²) with rules forward, vjp, jvp, vjp_tangent. */
+extern const struct dpt_layer_type dpt_layer_rbf;
+extern const struct dpt_op dpt_op_rbf;
+
+/* What dpt_rbf_fit did. */
+typedef struct dpt_rbf_fit_info {
+  bool has_rbf;         /* layer.0 is rbf (otherwise nothing was done) */
+  dpt_rbf_learn learn;  /* layer.0.learn */
+  size_t frozen_offset; /* 2-step: the flat range [offset, offset + count) holding centers and */
+  size_t frozen_count;  /*   widths, which later training must leave alone (count 0: 3-step) */
+  bool closed_form;     /* output weights by least squares (identity + ℓ2, one dense layer) */
+  int64_t rank;         /* least squares: k + 1 (Cholesky) or the SVD's effective rank */
+  int64_t gd_steps;     /* otherwise: full-batch gradient steps on the output weights */
+  double loss;          /* mean training loss over all rows after the fit (reduced) */
+} dpt_rbf_fit_info;
+
+/* Collective. Steps 1 and 2 of 2-step and 3-step learning for a model whose layer.0 is rbf:
+ * places layer.0's centers and widths on the training rows (dpt_rbf_place with the
+ * layer.0 keys and seed), then fits the output weights with centers and widths fixed:
+ *  - identity output + ℓ2 and one dense layer after the rbf layer: closed form,
+ *    dpt_rbf_lstsq with layer.0.ridge;
+ *  - otherwise (sigmoid/softmax outputs, more hidden layers): layer.0.fit_epochs (500)
+ *    full-batch gradient steps of size layer.0.fit_lr (0.5) on every other parameter,
+ *    gradients summed over ranks, centers/widths' gradients zeroed before each step.
+ * X [count, n_in] and y are this rank's rows [begin, begin + count) of the n training rows,
+ * in the model's dtype. A model without an rbf layer is left as it is (info->has_rbf false).
+ * 3-step learning then trains everything with the normal training loop; for 2-step the loop
+ * must keep info->frozen_* fixed (or be skipped). Every rank ends with the same parameters. */
+dpt_status dpt_rbf_fit(const dpt_comm *c, struct dpt_model *m, dpt_config *cfg, const void *X,
+                       const struct dpt_targets *y, int64_t count, int64_t begin, int64_t n, uint64_t seed,
+                       dpt_rbf_fit_info *info);
 
 #endif
