@@ -222,6 +222,43 @@ static void test_gng_covers_ring(void **state) {
   free(X);
 }
 
+/* An empty cluster takes the row farthest from its center: data {0, 1, 2, 10}, centers
+ * start at {100, 0}; center 0 gets no row, takes 10 (farthest from center 1 = 0), center 1
+ * becomes the mean 3.25; the next assignment gives {10} and {0, 1, 2}: centers {10, 1}
+ * exactly (fixed-point sums of integers relative to the box middle 5). */
+static void test_lloyd_empty_cluster(void **state) {
+  (void)state;
+  double X[4] = {0, 1, 2, 10};
+  for (int skew = 0; skew < 2; ++skew) {
+    dpt_rbf_data data = shard(X, 4, 1, skew);
+    double C[2] = {100, 0};
+    int64_t iters = 0;
+    assert_dpt_ok(dpt_kmeans_lloyd(&dpt_test_world, &data, 2, 10, 1e-12, C, &iters, NULL));
+    assert_double_equal(C[0], 10.0, 0.0);
+    assert_double_equal(C[1], 1.0, 0.0);
+    assert_int_equal(iters, 3); /* {10, 3.25}, {10, 1}, then no shift */
+  }
+}
+
+/* GNG whose edges age out at once (a_max = 1) cannot hold 24 nodes: a one-line error naming
+ * the key, on every rank, instead of a loop without end. */
+static void test_gng_budget_error(void **state) {
+  (void)state;
+  double *X = uniform(400, 2, 21);
+  dpt_rbf_data data = shard(X, 400, 2, false);
+  dpt_rbf_options o = opts(24, DPT_RBF_GNG, DPT_RBF_WIDTH_NEAREST);
+  o.gng_age_max = 1;
+  o.gng_lambda = 1000;
+  double C[48];
+  int64_t signals = 0;
+  dpt_status st = dpt_gng_fit(&dpt_test_world, &data, &o, 8, C, &signals);
+  if (st == DPT_OK) fail_msg("gng with a_max = 1 held 24 nodes after %lld signals", (long long)signals);
+  assert_int_equal(st, DPT_ERR_INPUT);
+  assert_non_null(strstr(dpt_error_message(), "layer.0.gng_age_max"));
+  dpt_error_clear();
+  free(X);
+}
+
 /* ---- widths -------------------------------------------------------------------------- */
 
 static void test_widths(void **state) {
@@ -372,7 +409,8 @@ int main(void) {
       cmocka_unit_test(test_random_and_gng_same_for_any_p), cmocka_unit_test(test_random_placements),
       cmocka_unit_test(test_gng_covers_ring),          cmocka_unit_test(test_widths),
       cmocka_unit_test(test_lstsq_matches_reference),  cmocka_unit_test(test_lstsq_singular_interpolates),
-      cmocka_unit_test(test_bad_settings),
+      cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_lloyd_empty_cluster),
+      cmocka_unit_test(test_gng_budget_error),
   };
   return dpt_test_run(tests);
 }
