@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 dpt_comm dpt_test_world;
 
 int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n) {
@@ -31,4 +33,53 @@ const char *dpt_test_tmpdir(void) {
   }
   MPI_Bcast(path, sizeof path, MPI_CHAR, 0, dpt_test_world.comm);
   return path;
+}
+
+double dpt_test_uniform(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) * 0x1.0p-53;
+}
+
+static int write_2d(hid_t file, const char *name, hid_t type, int rank, hsize_t n, hsize_t d, const void *data) {
+  hsize_t dims[2] = {n, d};
+  hid_t space = H5Screate_simple(rank, dims, NULL);
+  hid_t ds = H5Dcreate2(file, name, type == H5T_NATIVE_INT32 ? H5T_STD_I32LE : H5T_IEEE_F64LE, space, H5P_DEFAULT,
+                        H5P_DEFAULT, H5P_DEFAULT);
+  herr_t e = ds >= 0 ? H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  return e < 0 ? -1 : 0;
+}
+
+int dpt_test_write_dataset(const char *path, const char *xname, const char *yname, int append, const double *X,
+                           int64_t n, int64_t d, const int32_t *labels, const double *values, int64_t k,
+                           const char *task) {
+  int rc = 0;
+  if (dpt_test_world.rank == 0) {
+    hid_t file = append ? H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT) : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0) {
+      rc = -1;
+    } else {
+      rc |= write_2d(file, xname ? xname : "X", H5T_NATIVE_DOUBLE, 2, (hsize_t)n, (hsize_t)d, X);
+      if (labels)
+        rc |= write_2d(file, yname ? yname : "y", H5T_NATIVE_INT32, 1, (hsize_t)n, 1, labels);
+      else
+        rc |= write_2d(file, yname ? yname : "y", H5T_NATIVE_DOUBLE, 2, (hsize_t)n, (hsize_t)k, values);
+      if (!append && task) {
+        hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+        H5Tset_size(type, strlen(task) + 1);
+        hid_t attr = H5Acreate2(file, "task", type, space, H5P_DEFAULT, H5P_DEFAULT);
+        rc |= attr < 0 || H5Awrite(attr, type, task) < 0;
+        if (attr >= 0) H5Aclose(attr);
+        H5Sclose(space);
+        H5Tclose(type);
+      }
+      rc |= H5Fclose(file) < 0;
+    }
+  }
+  MPI_Bcast(&rc, 1, MPI_INT, 0, dpt_test_world.comm);
+  return rc;
 }
