@@ -43,7 +43,9 @@
 #include <stdint.h>
 
 #include "dptrain/comm.h"
+#include "dptrain/config.h"
 #include "dptrain/error.h"
+#include "dptrain/model.h"
 #include "dptrain/types.h"
 
 enum { DPT_CKPT_MAX_DIMS = 4, DPT_CKPT_FORMAT_VERSION = 1 };
@@ -134,6 +136,47 @@ typedef dpt_status (*dpt_checkpoint_load_fn)(void *ctx, const char *path);
  * and used (may be NULL) gets the path loaded. */
 dpt_status dpt_checkpoint_resume(const dpt_comm *c, const char *spec, const char *dir, dpt_checkpoint_load_fn load,
                                  void *ctx, bool *loaded, char *used, size_t used_size);
+
+/* ---- model files and the model part of checkpoints (modelfile.c) --------------------------- */
+
+/* Feature standardization applied before the model: x' = (x - mean) / std, [n_in] each. */
+typedef struct dpt_standardize {
+  const double *mean, *std; /* borrowed; both NULL when the data is not standardized */
+} dpt_standardize;
+
+/* Writes the model into an open file: tensors model/<name> (dpt_model_tensor_info names,
+ * e.g. model/layer_0/W [out, in]) with checksums, and the description attributes of
+ * data/FORMAT.md (n_in, n_out, task, output, loss, dtype, tensor list; per layer: type,
+ * activation, units; standardization as model/standardize/mean and std; the resolved
+ * config as the root attribute `config`). cfg is the run's config (read, not changed
+ * apart from recording the keys it looks up). */
+dpt_status dpt_modelfile_put(dpt_ckpt_file *f, dpt_model *m, dpt_task task, dpt_config *cfg,
+                             const dpt_standardize *stdz);
+/* A model file at path (format dptrain-model), written atomically. */
+dpt_status dpt_modelfile_save(const dpt_comm *c, const char *path, dpt_model *m, dpt_task task, dpt_config *cfg,
+                              const dpt_standardize *stdz);
+/* Reads model/<name> for every tensor of m into its flat parameter buffer. Another
+ * architecture is refused with what differs (a missing, extra or differently shaped
+ * tensor, n_in/n_out); same_dtype: the stored dtype must be the model's (checkpoints),
+ * else values are converted (model files, --init). */
+dpt_status dpt_modelfile_get_params(dpt_ckpt_file *f, dpt_model *m, bool same_dtype);
+/* model.init_file: loads the weights of a dptrain model file, a checkpoint, or a file
+ * made with h5py in the model/layer_N/W layout (no checksums or attributes needed). */
+dpt_status dpt_modelfile_init(const dpt_comm *c, const char *path, dpt_model *m);
+
+/* A model rebuilt from a model file or checkpoint (eval, predict). Owns everything. */
+typedef struct dpt_loaded_model {
+  dpt_model *model;  /* owned */
+  dpt_config *cfg;   /* owned: the config stored in the file */
+  dpt_task task;
+  dpt_dtype dtype;
+  int64_t n_in, n_out;
+  double *mean, *std; /* owned, [n_in], or NULL when the model was trained without standardization */
+} dpt_loaded_model;
+/* Builds the model the file describes (from its stored config and sizes) in the file's
+ * dtype and loads its parameters. */
+dpt_status dpt_modelfile_load(const dpt_comm *c, const char *path, dpt_loaded_model *out);
+void dpt_loaded_model_free(dpt_loaded_model *lm);
 
 /* ---- stop signals (preemption) ------------------------------------------------------------ */
 
