@@ -6,7 +6,15 @@
  * reads the rows of its part (dpt_shard_batch). none: the identity order. local: each rank
  * takes the contiguous shard dpt_shard_range(N, P, r) and permutes it from (seed, epoch,
  * rank): least coordination, but the batches then depend on P (not rank-count invariant).
- * A full batch (B = 0 or B >= N) is read once and kept. */
+ * A full batch (B = 0 or B >= N) is read once and kept.
+ *
+ * I/O: a collective HDF5 read per step costs a round of MPI-IO coordination however few rows
+ * it moves, so the loader reads a whole epoch's worth at once: at the first batch of an epoch
+ * every rank reads, in one collective call, all the rows it will compute in that epoch (its
+ * part of every global batch, ≈ N/P rows, as one sorted union of row runs) into an epoch
+ * buffer, and then serves each step's rows from memory (the rows of one step are contiguous
+ * in it: no copy). With local shuffle the rank's contiguous shard is read once, in the first
+ * epoch, and each step gathers its permuted rows from it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +33,16 @@ struct dpt_loader {
   int64_t perm_epoch;  /* epoch perm holds, -1 none */
   int64_t shard_begin, shard_count;
   int64_t *rows;       /* owned [cap] */
-  void *X, *values;    /* owned [cap, d], [cap, k] */
+  void *X, *values;    /* owned [cap, d], [cap, k] (batch buffers: full batch, local shuffle) */
   int32_t *labels;     /* owned [cap] */
   bool full_cached;    /* full batch already read */
+  /* epoch buffer (global/none shuffle) or shard buffer (local shuffle) */
+  int64_t ep_cap;      /* rows it holds at most */
+  int64_t ep_epoch;    /* epoch loaded, -1 none (local: shard loaded once, ep_epoch = 0) */
+  int64_t *ep_rows;    /* owned [ep_cap] row ids in the order stored */
+  void *ep_X, *ep_values; /* owned [ep_cap, d], [ep_cap, k] */
+  int32_t *ep_labels;  /* owned [ep_cap] */
+  int64_t *step_off;   /* owned [steps + 1]: first epoch-buffer row of each step */
 };
 
 static uint64_t mix(uint64_t z) {
@@ -74,6 +89,11 @@ void dpt_loader_destroy(dpt_loader **l) {
   dpt_free(&(*l)->X);
   dpt_free(&(*l)->values);
   dpt_free(&(*l)->labels);
+  dpt_free(&(*l)->ep_rows);
+  dpt_free(&(*l)->ep_X);
+  dpt_free(&(*l)->ep_values);
+  dpt_free(&(*l)->ep_labels);
+  dpt_free(&(*l)->step_off);
   dpt_free(l);
 }
 
@@ -112,6 +132,24 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   if (st == DPT_OK) st = dpt_alloc((size_t)(l->cap * d), es, "batch X", &l->X);
   if (st == DPT_OK && regression) st = dpt_alloc((size_t)(l->cap * k), es, "batch y", &l->values);
   if (st == DPT_OK && !regression) st = dpt_alloc((size_t)l->cap, sizeof(int32_t), "batch labels", &l->labels);
+  /* epoch buffer: the sum of this rank's parts over the steps of an epoch (local: its shard) */
+  l->ep_epoch = -1;
+  if (l->steps > 1) {
+    if (l->mode == SHUFFLE_LOCAL) {
+      l->ep_cap = l->shard_count;
+    } else {
+      for (int64_t s = 0; s < l->steps; ++s) {
+        int64_t lo = s * l->batch, hi = lo + l->batch < n ? lo + l->batch : n;
+        dpt_shard_batch(hi - lo, micro, c->size, c->rank, &begin, &count);
+        l->ep_cap += count;
+      }
+    }
+    if (st == DPT_OK) st = dpt_alloc((size_t)l->ep_cap, sizeof(int64_t), "epoch rows", &l->ep_rows);
+    if (st == DPT_OK) st = dpt_alloc((size_t)(l->ep_cap * d), es, "epoch X", &l->ep_X);
+    if (st == DPT_OK && regression) st = dpt_alloc((size_t)(l->ep_cap * k), es, "epoch y", &l->ep_values);
+    if (st == DPT_OK && !regression) st = dpt_alloc((size_t)l->ep_cap, sizeof(int32_t), "epoch labels", &l->ep_labels);
+    if (st == DPT_OK) st = dpt_alloc((size_t)l->steps + 1, sizeof(int64_t), "step offsets", &l->step_off);
+  }
   st = dpt_comm_agree(c, st);
   if (st != DPT_OK) {
     dpt_loader_destroy(&l);
@@ -121,43 +159,82 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   return DPT_OK;
 }
 
+/* Global/none shuffle: reads every row this rank computes in `epoch` (one collective call). */
+static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
+  int64_t n = dpt_dataset_rows(l->ds), m = 0, begin, count;
+  make_order(l, epoch);
+  for (int64_t s = 0; s < l->steps; ++s) {
+    int64_t lo = s * l->batch, hi = lo + l->batch < n ? lo + l->batch : n;
+    dpt_shard_batch(hi - lo, l->micro, l->c->size, l->c->rank, &begin, &count);
+    l->step_off[s] = m;
+    for (int64_t i = 0; i < count; ++i) l->ep_rows[m++] = l->perm[lo + begin + i];
+  }
+  l->step_off[l->steps] = m;
+  DPT_CALL(dpt_dataset_read_rows(l->ds, l->ep_rows, m, l->dtype, l->ep_X, l->ep_labels, l->ep_values));
+  l->ep_epoch = epoch;
+  return DPT_OK;
+}
+
+/* Local shuffle: the rank's contiguous shard, read once. */
+static dpt_status load_shard(dpt_loader *l) {
+  for (int64_t i = 0; i < l->shard_count; ++i) l->ep_rows[i] = l->shard_begin + i;
+  DPT_CALL(dpt_dataset_read_rows(l->ds, l->ep_rows, l->shard_count, l->dtype, l->ep_X, l->ep_labels, l->ep_values));
+  l->ep_epoch = 0;
+  return DPT_OK;
+}
+
 dpt_status dpt_loader_batch(dpt_loader *l, int64_t epoch, int64_t step, dpt_batch *out) {
   int64_t n = dpt_dataset_rows(l->ds), begin, count, n_global;
+  int64_t d = dpt_dataset_features(l->ds), k = dpt_dataset_outputs(l->ds);
+  size_t es = dpt_dtype_size(l->dtype);
   memset(out, 0, sizeof *out);
   DPT_CHECK(step >= 0 && step < l->steps, DPT_ERR_INTERNAL, "loader: step %lld outside [0, %lld)", (long long)step,
             (long long)l->steps);
   int64_t lo = step * l->batch, hi = lo + l->batch < n ? lo + l->batch : n;
   n_global = hi - lo;
-  bool full = l->steps == 1;
-  if (l->mode == SHUFFLE_LOCAL && !full) {
+  if (l->steps == 1) { /* full batch: file order, read once */
+    dpt_shard_batch(n_global, l->micro, l->c->size, l->c->rank, &begin, &count);
+    if (!l->full_cached) {
+      for (int64_t i = 0; i < count; ++i) l->rows[i] = lo + begin + i;
+      DPT_CALL(dpt_dataset_read_rows(l->ds, l->rows, count, l->dtype, l->X, l->labels, l->values));
+      l->full_cached = true;
+    }
+    out->X = l->X;
+    out->y.labels = l->labels;
+    out->y.values = l->values;
+  } else if (l->mode == SHUFFLE_LOCAL) {
     /* each rank walks its own shard: its part of step s is [s·b_r, (s+1)·b_r) ∩ shard */
-    int64_t b_r, pos, total = 0;
+    int64_t b_r, pos, total = 0, before = 0;
+    if (l->ep_epoch < 0) DPT_CALL(load_shard(l));
     dpt_shard_range(l->batch, l->c->size, l->c->rank, &pos, &b_r);
     make_order(l, epoch);
     int64_t a = step * b_r, z = a + b_r < l->shard_count ? a + b_r : l->shard_count;
     count = z > a ? z - a : 0;
-    for (int64_t i = 0; i < count; ++i) l->rows[i] = l->perm[a + i];
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t src = l->perm[a + i] - l->shard_begin;
+      memcpy((char *)l->X + (size_t)(i * d) * es, (const char *)l->ep_X + (size_t)(src * d) * es, (size_t)d * es);
+      if (l->labels) l->labels[i] = l->ep_labels[src];
+      if (l->values)
+        memcpy((char *)l->values + (size_t)(i * k) * es, (const char *)l->ep_values + (size_t)(src * k) * es,
+               (size_t)k * es);
+    }
     DPT_CALL_MPI(MPI_Allreduce(&count, &total, 1, MPI_INT64_T, MPI_SUM, l->c->comm));
-    int64_t before = 0;
     DPT_CALL_MPI(MPI_Exscan(&count, &before, 1, MPI_INT64_T, MPI_SUM, l->c->comm));
     begin = l->c->rank == 0 ? 0 : before;
     n_global = total;
+    out->X = l->X;
+    out->y.labels = l->labels;
+    out->y.values = l->values;
   } else {
+    if (l->ep_epoch != epoch) DPT_CALL(load_epoch(l, epoch));
     dpt_shard_batch(n_global, l->micro, l->c->size, l->c->rank, &begin, &count);
-    if (full) {
-      for (int64_t i = 0; i < count; ++i) l->rows[i] = lo + begin + i; /* full batch: file order */
-    } else {
-      make_order(l, epoch);
-      for (int64_t i = 0; i < count; ++i) l->rows[i] = l->perm[lo + begin + i];
-    }
+    int64_t off = l->step_off[step];
+    DPT_CHECK(l->step_off[step + 1] - off == count, DPT_ERR_INTERNAL, "loader: step %lld holds %lld rows, expected %lld",
+              (long long)step, (long long)(l->step_off[step + 1] - off), (long long)count);
+    out->X = (const char *)l->ep_X + (size_t)(off * d) * es;
+    out->y.labels = l->ep_labels ? l->ep_labels + off : NULL;
+    out->y.values = l->ep_values ? (const char *)l->ep_values + (size_t)(off * k) * es : NULL;
   }
-  if (!(full && l->full_cached)) {
-    DPT_CALL(dpt_dataset_read_rows(l->ds, l->rows, count, l->dtype, l->X, l->labels, l->values));
-    l->full_cached = full;
-  }
-  out->X = l->X;
-  out->y.labels = l->labels;
-  out->y.values = l->values;
   out->n = count;
   out->n_global = n_global;
   out->first = begin;
