@@ -9,12 +9,16 @@
  * A full batch (B = 0 or B >= N) is read once and kept.
  *
  * I/O: a collective HDF5 read per step costs a round of MPI-IO coordination however few rows
- * it moves, so the loader reads a whole epoch's worth at once: at the first batch of an epoch
- * every rank reads, in one collective call, all the rows it will compute in that epoch (its
- * part of every global batch, ≈ N/P rows, as one sorted union of row runs) into an epoch
- * buffer, and then serves each step's rows from memory (the rows of one step are contiguous
- * in it: no copy). With local shuffle the rank's contiguous shard is read once, in the first
+ * it moves, and a shuffled epoch scatters each rank's rows over the whole file (one row per
+ * run: slow hyperslab unions). So at the first batch of an epoch the loader does the
+ * two-phase exchange itself: every rank reads a contiguous part of the file (its shard
+ * dpt_shard_range(N, P, r), in rounds of at most a quarter of it so memory stays near its
+ * share) and an MPI_Alltoallv sends each row to the rank that computes it this epoch; every
+ * rank knows the whole epoch's order, so senders and receivers agree on the row order without
+ * sending indices. The rows of each step then sit contiguously in the epoch buffer (no copy
+ * per step). I/O per rank is N/P rows read sequentially. With local shuffle the rank's contiguous shard is read once, in the first
  * epoch, and each step gathers its permuted rows from it. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,20 +163,143 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   return DPT_OK;
 }
 
-/* Global/none shuffle: reads every row this rank computes in `epoch` (one collective call). */
+/* Global/none shuffle: every row this rank computes in `epoch` into the epoch buffer, read as
+ * contiguous shards and redistributed with MPI_Alltoallv (see the top of this file). */
 static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
-  int64_t n = dpt_dataset_rows(l->ds), m = 0, begin, count;
+  dpt_status st = DPT_OK;
+  const dpt_comm *c = l->c;
+  int P = c->size, me = c->rank;
+  int64_t n = dpt_dataset_rows(l->ds), d = dpt_dataset_features(l->ds), k = dpt_dataset_outputs(l->ds);
+  size_t es = dpt_dtype_size(l->dtype), xrow = (size_t)d * es;
+  size_t yrow = l->ep_labels ? sizeof(int32_t) : (size_t)k * es, row_bytes = xrow + yrow;
+  int32_t *dest = NULL;   /* [n] rank computing each row this epoch */
+  int64_t *pos = NULL;    /* [n] its position in that rank's epoch buffer */
+  int64_t *rows = NULL;   /* [chunk] row ids read this round */
+  unsigned char *rx = NULL, *ry = NULL, *sendbuf = NULL, *recvbuf = NULL;
+  int *scount = NULL, *sdispl = NULL, *rcount = NULL, *rdispl = NULL;
   make_order(l, epoch);
-  for (int64_t s = 0; s < l->steps; ++s) {
+  /* rounds: each rank reads at most `chunk` rows of its shard per round; same round count everywhere */
+  int64_t shard_max = (n + P - 1) / P, chunk = (shard_max + 3) / 4;
+  if (chunk < 1) chunk = 1;
+  if ((double)chunk * (double)row_bytes > 256.0 * 1048576.0) chunk = (int64_t)(256.0 * 1048576.0 / (double)row_bytes) + 1;
+  int64_t rounds = (shard_max + chunk - 1) / chunk;
+  if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *dest, "epoch row owners", &dest);
+  if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *pos, "epoch row positions", &pos);
+  if (st == DPT_OK) st = dpt_alloc((size_t)chunk, sizeof *rows, "epoch read rows", &rows);
+  if (st == DPT_OK) st = dpt_alloc((size_t)chunk, xrow, "epoch read X", &rx);
+  if (st == DPT_OK) st = dpt_alloc((size_t)chunk, yrow, "epoch read y", &ry);
+  if (st == DPT_OK) st = dpt_alloc((size_t)chunk, row_bytes, "epoch send buffer", &sendbuf);
+  if (st == DPT_OK) st = dpt_alloc((size_t)P, sizeof(int), "send counts", &scount);
+  if (st == DPT_OK) st = dpt_alloc((size_t)P, sizeof(int), "send displacements", &sdispl);
+  if (st == DPT_OK) st = dpt_alloc((size_t)P, sizeof(int), "receive counts", &rcount);
+  if (st == DPT_OK) st = dpt_alloc((size_t)P, sizeof(int), "receive displacements", &rdispl);
+  DPT_TRY(dpt_comm_agree(c, st)); /* no rank enters the exchange after a failed allocation */
+  for (int64_t s = 0, m = 0; s < l->steps; ++s) {
     int64_t lo = s * l->batch, hi = lo + l->batch < n ? lo + l->batch : n;
-    dpt_shard_batch(hi - lo, l->micro, l->c->size, l->c->rank, &begin, &count);
-    l->step_off[s] = m;
-    for (int64_t i = 0; i < count; ++i) l->ep_rows[m++] = l->perm[lo + begin + i];
+    for (int r = 0; r < P; ++r) {
+      int64_t begin, count;
+      dpt_shard_batch(hi - lo, l->micro, P, r, &begin, &count);
+      for (int64_t i = 0; i < count; ++i) {
+        int64_t row = l->perm[lo + begin + i];
+        dest[row] = r;
+        pos[row] = r == me ? m + i : -1;
+      }
+      if (r == me) {
+        l->step_off[s] = m;
+        for (int64_t i = 0; i < count; ++i) l->ep_rows[m + i] = l->perm[lo + begin + i];
+        m += count;
+      }
+    }
+    if (s + 1 == l->steps) l->step_off[l->steps] = m;
   }
-  l->step_off[l->steps] = m;
-  DPT_CALL(dpt_dataset_read_rows(l->ds, l->ep_rows, m, l->dtype, l->ep_X, l->ep_labels, l->ep_values));
+  int64_t shard_begin, shard_count;
+  dpt_shard_range(n, P, me, &shard_begin, &shard_count);
+  size_t recv_cap = 0;
+  for (int64_t round = 0; round < rounds; ++round) {
+    /* this round's rows of my shard */
+    int64_t a = shard_begin + round * chunk, b = a + chunk;
+    if (a > shard_begin + shard_count) a = shard_begin + shard_count;
+    if (b > shard_begin + shard_count) b = shard_begin + shard_count;
+    for (int64_t r = a; r < b; ++r) rows[r - a] = r;
+    DPT_TRY(dpt_dataset_read_rows(l->ds, rows, b - a, l->dtype, rx, l->ep_labels ? (int32_t *)ry : NULL,
+                                  l->ep_labels ? NULL : ry));
+    /* pack by destination, rows in file order */
+    for (int q = 0; q < P; ++q) scount[q] = 0;
+    for (int64_t r = a; r < b; ++r) scount[dest[r]] += (int)row_bytes;
+    for (int q = 0, off = 0; q < P; ++q) {
+      sdispl[q] = off;
+      off += scount[q];
+    }
+    {
+      int fill[P > 0 ? P : 1];
+      for (int q = 0; q < P; ++q) fill[q] = sdispl[q];
+      for (int64_t r = a; r < b; ++r) {
+        unsigned char *dst = sendbuf + fill[dest[r]];
+        memcpy(dst, rx + (size_t)(r - a) * xrow, xrow);
+        memcpy(dst + xrow, ry + (size_t)(r - a) * yrow, yrow);
+        fill[dest[r]] += (int)row_bytes;
+      }
+    }
+    /* what I receive from each sender: the rows of its round range that I compute */
+    size_t total = 0;
+    for (int q = 0; q < P; ++q) {
+      int64_t qb, qc;
+      dpt_shard_range(n, P, q, &qb, &qc);
+      int64_t qa = qb + round * chunk, qz = qa + chunk;
+      if (qa > qb + qc) qa = qb + qc;
+      if (qz > qb + qc) qz = qb + qc;
+      int64_t cnt = 0;
+      for (int64_t r = qa; r < qz; ++r) cnt += dest[r] == me;
+      rcount[q] = (int)((size_t)cnt * row_bytes);
+      rdispl[q] = (int)total;
+      total += (size_t)cnt * row_bytes;
+    }
+    if (total > (size_t)INT_MAX)
+      st = dpt_error_set(DPT_ERR_MEMORY, __FILE__, __LINE__, __func__,
+                         "loader: %zu bytes to receive in one round exceed MPI's int count", total);
+    else if (total > recv_cap) {
+      dpt_free(&recvbuf);
+      st = dpt_alloc(total, 1, "epoch receive buffer", &recvbuf);
+      recv_cap = st == DPT_OK ? total : 0;
+    }
+    DPT_TRY(dpt_comm_agree(c, st));
+    DPT_TRY_CHECK(MPI_Alltoallv(sendbuf, scount, sdispl, MPI_BYTE, recvbuf ? recvbuf : sendbuf, rcount, rdispl, MPI_BYTE,
+                                c->comm) == MPI_SUCCESS,
+                  DPT_ERR_MPI, "loader: MPI_Alltoallv of epoch %lld failed", (long long)epoch);
+    /* unpack: sender by sender, its rows in file order */
+    size_t at = 0;
+    for (int q = 0; q < P; ++q) {
+      int64_t qb, qc;
+      dpt_shard_range(n, P, q, &qb, &qc);
+      int64_t qa = qb + round * chunk, qz = qa + chunk;
+      if (qa > qb + qc) qa = qb + qc;
+      if (qz > qb + qc) qz = qb + qc;
+      for (int64_t r = qa; r < qz; ++r) {
+        if (dest[r] != me) continue;
+        int64_t p = pos[r];
+        memcpy((unsigned char *)l->ep_X + (size_t)p * xrow, recvbuf + at, xrow);
+        if (l->ep_labels)
+          memcpy(l->ep_labels + p, recvbuf + at + xrow, yrow);
+        else
+          memcpy((unsigned char *)l->ep_values + (size_t)p * yrow, recvbuf + at + xrow, yrow);
+        at += row_bytes;
+      }
+    }
+  }
   l->ep_epoch = epoch;
-  return DPT_OK;
+done:
+  dpt_free(&dest);
+  dpt_free(&pos);
+  dpt_free(&rows);
+  dpt_free(&rx);
+  dpt_free(&ry);
+  dpt_free(&sendbuf);
+  dpt_free(&recvbuf);
+  dpt_free(&scount);
+  dpt_free(&sdispl);
+  dpt_free(&rcount);
+  dpt_free(&rdispl);
+  return st;
 }
 
 /* Local shuffle: the rank's contiguous shard, read once. */
