@@ -44,8 +44,21 @@ int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n);
     dpt_error_clear();                                                                   \
   } while (0)
 
-/* A fresh scratch directory for this test (same path on all ranks: rank 0 creates it and
- * broadcasts the name). Caller does not free. Collective. */
+/* A fresh scratch directory (same path on all ranks: rank 0 creates it and broadcasts the
+ * name). Removed with its content when dpt_test_run ends, unless DPT_TEST_KEEP is set.
+ * Collective. Caller does not free. */
 const char *dpt_test_tmpdir(void);
+
+/* Writes a dataset in dptrain's layout (data/FORMAT.md) from rank 0 with the serial HDF5 API:
+ * /X [n, d] float64, and /y as [n] int32 labels (labels != NULL) or [n, k] float64 values;
+ * root attribute task. xname/yname default to "X"/"y" when NULL (pass "X_val"/"y_val" with
+ * append = 1 to add a validation split to an existing file). Collective (barrier at the end).
+ * Returns 0 on success. */
+int dpt_test_write_dataset(const char *path, const char *xname, const char *yname, int append, const double *X,
+                           int64_t n, int64_t d, const int32_t *labels, const double *values, int64_t k,
+                           const char *task);
+
+/* Deterministic uniform numbers in [0, 1) for test data (splitmix64). */
+double dpt_test_uniform(uint64_t *state);
 
 #endif
