@@ -102,11 +102,11 @@ ACT_INLINE void d_step(double x, double p0, double p1, double p2, double p3, dou
  * ln 2 split as fdlibm's 32-bit head + tail, p the degree-13 Taylor polynomial of expm1
  * on |r| ≤ ln2/2 (remainder r¹⁴/14! < 1.2e-17 relative: a tenth of an ulp), 2^n built
  * from the bits of the rounded y/ln 2 (the 1.5·2^52 trick leaves n in the low bits, so no
- * double→int64 conversion is needed). y is clamped to [−708, 709]; e^y below flushes to
- * 0; NaN gives NaN. */
+ * double→int64 conversion is needed). For y ≤ 709 (callers pass y ≤ 0); e^y below e^{−708}
+ * flushes to 0. */
 ACT_INLINE void dexp_parts(double y, double *e, double *em1) {
-  const double lo = -708.0, hi = 709.0;
-  double yc = y >= lo ? (y <= hi ? y : hi) : lo;
+  const double lo = -708.0;
+  double yc = y > lo ? y : lo; /* NaN takes lo: the bit tricks below must see a number */
   const double magic = 6755399441055744.0; /* 1.5·2^52 */
   double t = yc * 1.44269504088896338700 + magic, nf = t - magic;
   double r = (yc - nf * 6.93147180369123816490e-01) - nf * 1.90821492927058770002e-10;
@@ -119,10 +119,13 @@ ACT_INLINE void dexp_parts(double y, double *e, double *em1) {
   uint64_t bits = (tb - mb + 1023u) << 52; /* n + 1023 in the exponent field */
   double s;
   memcpy(&s, &bits, sizeof s);
-  double ev = s + s * p, em1v = (s - 1.0) + s * p;
-  *e = y >= lo ? ev : (y < lo ? 0.0 : y);
-  *em1 = y >= lo ? em1v : (y < lo ? -1.0 : y);
+  *e = y < lo ? 0.0 : s + s * p;
+  *em1 = (s - 1.0) + s * p;
 }
+
+/* NaN in, NaN out for the smooth operators' values (the exponentials above take NaN as
+ * their lower clamp, so it has to be put back). */
+ACT_INLINE double keep_nan_d(double x, double v) { return x != x ? x : v; }
 
 /* log1p(u) for u = e^{−|x|} ∈ [0, 1] (em1 = u − 1 = expm1(−|x|)), as f_log1p_exp_neg below
  * at double precision: |z| ≤ 0.172, eleven terms of 2(z + z³/3 + ...) leave under 1e-18. */
@@ -141,7 +144,7 @@ ACT_INLINE void d_sigmoid_parts(double x, double *s, double *ds, double *one_m_2
   double ax = fabs(x), e, em1;
   dexp_parts(-ax, &e, &em1);
   double q = 1.0 / (1.0 + e);
-  *s = x >= 0.0 ? q : e * q;
+  *s = keep_nan_d(x, x >= 0.0 ? q : e * q);
   *ds = e * q * q;
   *one_m_2s = (x >= 0.0 ? em1 : -em1) * q;
 }
@@ -161,7 +164,7 @@ ACT_INLINE void d_tanh(double x, double p0, double p1, double p2, double p3, dou
   dexp_parts(-2.0 * ax, &e, &m);
   double inv = 1.0 / (2.0 + m);
   double t = -m * inv, omt = 2.0 * e * inv;
-  *f = x < 0.0 ? -t : t;
+  *f = keep_nan_d(x, x < 0.0 ? -t : t);
   *g = omt * (1.0 + t);
   *h = -2.0 * *f * *g;
 }
@@ -244,7 +247,7 @@ ACT_INLINE void d_gaussian(double x, double p0, double p1, double p2, double p3,
   (void)p0, (void)p1, (void)p2, (void)p3;
   double xc = clampd(x, -28.0, 28.0), e, em1;
   dexp_parts(-xc * xc, &e, &em1);
-  *f = e, *g = -2.0 * xc * e, *h = (4.0 * xc * xc - 2.0) * e;
+  *f = keep_nan_d(x, e), *g = -2.0 * xc * e, *h = (4.0 * xc * xc - 2.0) * e;
 }
 
 /* softplus = max(x, 0) + log1p(e^{−|x|}); f' = σ(x), f'' = σ'(x). */
@@ -256,7 +259,7 @@ ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3,
   double q = 1.0 / (1.0 + e);
   *g = x >= 0.0 ? q : e * q;
   *h = e * q * q;
-  *f = (x > 0.0 ? x : 0.0) + d_log1p_exp_neg(e, em1);
+  *f = keep_nan_d(x, (x > 0.0 ? x : 0.0) + d_log1p_exp_neg(e, em1));
 }
 
 /* ---- 3. float element functions ----------------------------------------------------
@@ -264,15 +267,13 @@ ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3,
  * ln 2 split in a 9-bit head and a tail, so n·head is exact), |r| ≤ ln2/2, p the degree-7
  * Taylor polynomial of expm1 (remainder r⁸/8! < 1.5e-8 relative: under a quarter ulp).
  * expm1(y) = (2^n − 1) + 2^n p, exact in its first term, so it keeps full relative
- * accuracy near 0 where n = 0. y is clamped to [−87.3, 88] (2^n stays a normal float) and
- * e^y below −87.3 flushes to 0; NaN gives NaN. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
+ * accuracy near 0 where n = 0. For y ≤ 88 (callers pass y ≤ 0); y is clamped at −87.3
+ * (2^n stays a normal float) and e^y below that flushes to 0. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
  * the exponent bits; the compiler vectorizes loops over it. */
 
 ACT_INLINE void fexp_parts(float y, float *e, float *em1) {
-  const float lo = -87.3f, hi = 88.0f;
-  /* written so that NaN takes the clamp (the float→int conversion below must see a number;
-   * NaN is given back at the end) */
-  float yc = y >= lo ? (y <= hi ? y : hi) : lo;
+  const float lo = -87.3f;
+  float yc = y > lo ? y : lo; /* NaN takes lo: the float→int conversion must see a number */
   const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
   float nf = (yc * 1.44269504088896341f + magic) - magic;
   float r = (yc - nf * 0.693359375f) - nf * -2.12194440e-4f;
@@ -280,10 +281,11 @@ ACT_INLINE void fexp_parts(float y, float *e, float *em1) {
   uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float ev = s + s * p, em1v = (s - 1.0f) + s * p;
-  *e = y >= lo ? ev : (y < lo ? 0.0f : y);
-  *em1 = y >= lo ? em1v : (y < lo ? -1.0f : y);
+  *e = y < lo ? 0.0f : s + s * p;
+  *em1 = (s - 1.0f) + s * p;
 }
+
+ACT_INLINE float keep_nan_f(float x, float v) { return x != x ? x : v; }
 
 ACT_INLINE float clampf_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
@@ -301,7 +303,7 @@ ACT_INLINE void f_sigmoid_parts(float x, float *s, float *ds, float *one_m_2s) {
   float ax = fabsf(x), e, em1;
   fexp_parts(-ax, &e, &em1);
   float q = 1.0f / (1.0f + e);
-  *s = x >= 0.0f ? q : e * q;
+  *s = keep_nan_f(x, x >= 0.0f ? q : e * q);
   *ds = e * q * q;
   *one_m_2s = (x >= 0.0f ? em1 : -em1) * q;
 }
@@ -319,7 +321,7 @@ ACT_INLINE void f_tanh(float x, float p0, float p1, float p2, float p3, float *f
   fexp_parts(-2.0f * ax, &e, &m);
   float inv = 1.0f / (2.0f + m);
   float t = -m * inv, omt = 2.0f * e * inv;
-  float fv = x < 0.0f ? -t : t;
+  float fv = keep_nan_f(x, x < 0.0f ? -t : t);
   float gv = omt * (1.0f + t);
   *f = fv, *g = gv, *h = -2.0f * fv * gv;
 }
@@ -394,7 +396,7 @@ ACT_INLINE void f_gaussian(float x, float p0, float p1, float p2, float p3, floa
   (void)p0, (void)p1, (void)p2, (void)p3;
   float xc = clampf_(x, -10.0f, 10.0f), e, em1;
   fexp_parts(-xc * xc, &e, &em1);
-  *f = e, *g = -2.0f * xc * e, *h = (4.0f * xc * xc - 2.0f) * e;
+  *f = keep_nan_f(x, e), *g = -2.0f * xc * e, *h = (4.0f * xc * xc - 2.0f) * e;
 }
 
 /* log1p(u) for u = e^{−|x|} ∈ [0, 1]: log1p(u) = 2 atanh(u/(2+u)). For u > √2 − 1 the
@@ -416,7 +418,7 @@ ACT_INLINE void f_softplus(float x, float p0, float p1, float p2, float p3, floa
   float q = 1.0f / (1.0f + e);
   *g = x >= 0.0f ? q : e * q;
   *h = e * q * q;
-  *f = (x > 0.0f ? x : 0.0f) + f_log1p_exp_neg(e, em1);
+  *f = keep_nan_f(x, (x > 0.0f ? x : 0.0f) + f_log1p_exp_neg(e, em1));
 }
 
 /* ---- 4. loops --------------------------------------------------------------------
