@@ -3,14 +3,14 @@
  *
  * Layout of this file:
  *   1. the table and the parser;
- *   2. double element functions (libm, stable forms): one source of truth for the f64
- *      kernel and dpt_act_scalar;
- *   3. float element functions on a branch-free exp/expm1/log1p the compiler vectorizes;
+ *   2. double element functions (stable forms) on a branch-free exp/expm1/log1p the
+ *      compiler vectorizes: one source of truth for the f64 kernel and dpt_act_scalar;
+ *   3. float element functions, the same formulas on a float exp/expm1/log1p;
  *   4. the loops (one per operator and dtype; the switch over the operator is outside them);
  *   5. dpt_act_scalar, with Soboleva's derivatives through its parameters. */
 #include "dptrain/activation.h"
 
-/* The f32 loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
+/* The loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
  * selects into vector blends only when floating-point operations may be speculated, which
  * its default -ftrapping-math forbids. dptrain never reads the FP exception flags, so this
  * file is compiled without that assumption (results are unchanged: no fast-math). */
@@ -79,15 +79,14 @@ dpt_status dpt_act_parse(const char *name, const char *key, dpt_act *out) {
 /* ---- 2. double element functions --------------------------------------------------
  * Each computes f = ρ(x), g = ρ'(x), h = ρ''(x) for one x; p0..p3 are the operator's
  * parameters (unused ones are ignored). Only exponentials of non-positive arguments are
- * taken, so nothing overflows for finite x. */
+ * taken (Soboleva: see there), so nothing overflows for finite x. */
 
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT2PI 0.39894228040143267794
 
 ACT_INLINE double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-ACT_INLINE void d_identity(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_identity(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x, *g = 1.0, *h = 0.0;
 }
@@ -149,8 +148,7 @@ ACT_INLINE void d_sigmoid_parts(double x, double *s, double *ds, double *one_m_2
   *one_m_2s = (x >= 0.0 ? em1 : -em1) * q;
 }
 
-ACT_INLINE void d_sigmoid(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                             double *h) {
+ACT_INLINE void d_sigmoid(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double t;
   d_sigmoid_parts(x, f, g, &t);
@@ -178,7 +176,7 @@ ACT_INLINE void d_tanh(double x, double p0, double p1, double p2, double p3, dou
 #define SOBOLEVA_CLAMP64 700.0 /* e^700 = 1e304: room for the a², b² factors of f'' */
 #define SOBOLEVA_CLAMP32 80.0  /* e^80 = 5.5e34: the same room below FLT_MAX */
 ACT_INLINE void d_soboleva_c(double x, double a, double b, double c, double d, double clamp, double *f,
-                                double *g, double *h) {
+                             double *g, double *h) {
   x = clampd(x, -SOBOLEVA_XMAX, SOBOLEVA_XMAX);
   double cx = c * x, dx = -d * x, m = cx > dx ? cx : dx;
   double ea = exp(fmin(a * x - m, clamp)), eb = exp(fmin(-b * x - m, clamp));
@@ -198,14 +196,12 @@ ACT_INLINE void d_relu(double x, double p0, double p1, double p2, double p3, dou
   *f = x > 0.0 ? x : 0.0, *g = x > 0.0 ? 1.0 : 0.0, *h = 0.0;
 }
 
-ACT_INLINE void d_prelu(double x, double alpha, double p1, double p2, double p3, double *f, double *g,
-                           double *h) {
+ACT_INLINE void d_prelu(double x, double alpha, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p1, (void)p2, (void)p3;
   *f = x > 0.0 ? x : alpha * x, *g = x > 0.0 ? 1.0 : alpha, *h = 0.0;
 }
 
-ACT_INLINE void d_leaky_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                                double *h) {
+ACT_INLINE void d_leaky_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   d_prelu(x, DPT_LEAKY_SLOPE, 0, 0, 0, f, g, h);
 }
@@ -219,8 +215,7 @@ ACT_INLINE void d_gelu(double x, double p0, double p1, double p2, double p3, dou
   *f = x * Phi, *g = Phi + xc * phi, *h = phi * (2.0 - xc * xc);
 }
 
-ACT_INLINE void d_elu(double x, double alpha, double p1, double p2, double p3, double *f, double *g,
-                         double *h) {
+ACT_INLINE void d_elu(double x, double alpha, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p1, (void)p2, (void)p3;
   double xn = x > 0.0 ? 0.0 : x, e, em1;
   dexp_parts(xn, &e, &em1);
@@ -242,8 +237,7 @@ ACT_INLINE void d_silu(double x, double p0, double p1, double p2, double p3, dou
 }
 
 /* Gaussian: x clamped to ±28 where e^{−x²} underflows to 0 anyway. */
-ACT_INLINE void d_gaussian(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_gaussian(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double xc = clampd(x, -28.0, 28.0), e, em1;
   dexp_parts(-xc * xc, &e, &em1);
@@ -251,8 +245,7 @@ ACT_INLINE void d_gaussian(double x, double p0, double p1, double p2, double p3,
 }
 
 /* softplus = max(x, 0) + log1p(e^{−|x|}); f' = σ(x), f'' = σ'(x). */
-ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double ax = fabs(x), e, em1;
   dexp_parts(-ax, &e, &em1);
@@ -268,8 +261,9 @@ ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3,
  * Taylor polynomial of expm1 (remainder r⁸/8! < 1.5e-8 relative: under a quarter ulp).
  * expm1(y) = (2^n − 1) + 2^n p, exact in its first term, so it keeps full relative
  * accuracy near 0 where n = 0. For y ≤ 88 (callers pass y ≤ 0); y is clamped at −87.3
- * (2^n stays a normal float) and e^y below that flushes to 0. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
- * the exponent bits; the compiler vectorizes loops over it. */
+ * (2^n stays a normal float) and e^y below that flushes to 0. Branch-free: n by the
+ * 1.5·2^23 rounding trick, 2^n by building the exponent bits; the compiler vectorizes
+ * loops over it. */
 
 ACT_INLINE void fexp_parts(float y, float *e, float *em1) {
   const float lo = -87.3f;
@@ -277,7 +271,8 @@ ACT_INLINE void fexp_parts(float y, float *e, float *em1) {
   const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
   float nf = (yc * 1.44269504088896341f + magic) - magic;
   float r = (yc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))));
+  float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
+             r * (1.0f / 5040))))));
   uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
@@ -430,8 +425,9 @@ ACT_INLINE void f_softplus(float x, float p0, float p1, float p2, float p3, floa
 #define ACT_CHUNK 256
 
 /* Each kernel is compiled twice, for baseline x86-64 (SSE2: 4 floats a vector) and for
- * AVX2 (8 floats); the loader picks the one the CPU runs. No FMA: the C17 mode keeps
- * -ffp-contract=off, so both clones round identically. */
+ * AVX2 (8 floats); the loader picks the one the CPU runs. No FMA (the "avx2" target does
+ * not enable it, and C17 mode keeps -ffp-contract=off), so both clones round every
+ * operation the same way and give the same bits: ranks on different CPUs agree. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define ACT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
