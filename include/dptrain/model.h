@@ -83,7 +83,10 @@ dpt_status dpt_model_zero_grads(dpt_model *m);
  * grads[offset, offset+count) is final (last layer first: offsets increase), once per
  * parameter tensor, so buckets can be reduced while the backward pass goes on; ready may
  * be NULL. n may be 0 (loss and grads unchanged, ready still called for every tensor).
- * The graph is built for the largest n seen so far; smaller n reuse it (no allocation). */
+ * The graph is built for the largest n seen so far (at most 4096 rows: larger n are
+ * processed in chunks of 4096 rows whose sums add up, which bounds the memory of
+ * full-batch passes); smaller n reuse it (no allocation). The same holds for the passes
+ * below. Rows in error messages are counted from the first row of X. */
 dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                                       double *loss, dpt_grad_ready_fn ready, void *ctx);
 /* Forward only: loss += (as above); when correct != NULL, *correct += the count of correctly
