@@ -13,8 +13,10 @@
  *     type = dense (default) | maxout | activation (| rbf when that layer type is linked)
  *     units (hidden layers; overrides model.layers[N]), activation (hidden dense layers),
  *     pieces (maxout, k >= 2), <activation>.<param> (e.g. prelu.alpha, soboleva.a .. d,
- *     elu.alpha; also accepted in [model]), per_unit (bool, parameters per unit),
- *     learn (bool: learned parameters; default true for prelu, false otherwise),
+ *     elu.alpha; also accepted in [model] as the default of every layer), per_unit (bool,
+ *     parameters per unit; default model.per_unit, false),
+ *     learn (bool: learned parameters; default model.learn, else true for prelu and false
+ *     otherwise),
  *     weights = w1,w2,...  bias = b1,...  explicit initial values (row-major [out, in] and
  *     [out]; the count must match the shape).
  *
