@@ -58,7 +58,14 @@ static dpt_status read_model_keys(dpt_model *m, dpt_config *cfg, int64_t *widths
             "model.loss: expected %s for output %s, got %s", dpt_loss_names[dpt_loss_for_output(m->output)],
             dpt_output_names[o], dpt_loss_names[l]);
   m->loss = (dpt_loss_kind)l;
-  DPT_CALL(dpt_config_get_choice(cfg, "model.init", init_names, relu_family(act) ? "he" : "xavier", &init));
+  /* model.init is shared with the checkpoint module: a scheme name here, anything else is a
+   * model file to load weights from (`train --init FILE`), which that module reads after
+   * dpt_model_init_params; the draws then use the default scheme. */
+  const char *init_value;
+  DPT_CALL(dpt_config_get_string(cfg, "model.init", NULL, &init_value));
+  init = relu_family(act) ? DPT_INIT_HE : DPT_INIT_XAVIER;
+  for (int i = 0; init_value && init_names[i]; ++i)
+    if (!strcmp(init_value, init_names[i])) init = i;
   d->init = init;
   d->init_std = 0.01;
   if (init == DPT_INIT_NORMAL)

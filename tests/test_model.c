@@ -322,7 +322,6 @@ static void test_invalid_configs(void **state) {
   expect_error("[layer.0]\ntype = conv\n", DPT_TASK_REGRESSION, 1, "layer.0.type");
   expect_error("[model]\nlayers = 4\n[layer.0]\nactivation = tanh\nlearn = true\n", DPT_TASK_REGRESSION, 1,
                "layer.0.learn");
-  expect_error("[model]\ninit = uniform\n", DPT_TASK_REGRESSION, 1, "model.init");
 }
 
 /* Labels out of range are refused with the row named; evaluation counts correct rows. */
@@ -381,6 +380,33 @@ static void test_large_batch_chunks(void **state) {
   dpt_model_destroy(&m);
 }
 
+/* model.init: normal with init_std scales the draws; a value that is not a scheme is a model
+ * file for the checkpoint module (not an error here) and the draws use the default (he for
+ * relu): the same numbers as init = he. Draws are the same normals times the scale, so the
+ * ratios are exact up to one rounding (1e-15). */
+static void test_init_key(void **state) {
+  (void)state;
+  dpt_model *a = model_from("[model]\nlayers = 4\nactivation = relu\ninit = normal\ninit_std = 0.5\n", DPT_F64, 8, 1,
+                            DPT_TASK_REGRESSION);
+  dpt_model *b = model_from("[model]\nlayers = 4\nactivation = relu\ninit = out/model.h5\n", DPT_F64, 8, 1,
+                            DPT_TASK_REGRESSION);
+  dpt_model *c = model_from("[model]\nlayers = 4\nactivation = relu\ninit = he\n", DPT_F64, 8, 1, DPT_TASK_REGRESSION);
+  assert_dpt_ok(dpt_model_init_params(a, 3));
+  assert_dpt_ok(dpt_model_init_params(b, 3));
+  assert_dpt_ok(dpt_model_init_params(c, 3));
+  dpt_param_info w0;
+  dpt_model_tensor_info(a, 2, &w0);
+  assert_string_equal(w0.name, "layer_0/W");
+  const double *pa = dpt_model_params(a), *pb = dpt_model_params(b), *pc = dpt_model_params(c);
+  for (size_t i = w0.offset; i < w0.offset + w0.count; ++i) {
+    assert_true(pb[i] == pc[i]);
+    assert_true(fabs(pa[i] / pc[i] - 0.5 / sqrt(2.0 / 8)) < 1e-15);
+  }
+  dpt_model_destroy(&a);
+  dpt_model_destroy(&b);
+  dpt_model_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradients_regression),     cmocka_unit_test(test_gradients_classification),
@@ -388,7 +414,7 @@ int main(void) {
       cmocka_unit_test(test_ready_and_empty_batch),    cmocka_unit_test(test_short_batch),
       cmocka_unit_test(test_seed_linear),              cmocka_unit_test(test_layout_and_init),
       cmocka_unit_test(test_invalid_configs),          cmocka_unit_test(test_labels_and_accuracy),
-      cmocka_unit_test(test_large_batch_chunks),
+      cmocka_unit_test(test_large_batch_chunks),       cmocka_unit_test(test_init_key),
   };
   return dpt_test_run(tests);
 }

@@ -8,7 +8,9 @@
  *                      multiclass); must fit the task
  *   model.loss       = l2|bce|ce    default from the output; must fit it (loss.h)
  *   model.init       = he|xavier|normal   default he for the ReLU family (relu, leaky_relu,
- *                      prelu, elu, selu, gelu, silu, softplus), xavier otherwise
+ *                      prelu, elu, selu, gelu, silu, softplus), xavier otherwise. Any other
+ *                      value is a model file (`train --init FILE`, read by the checkpoint
+ *                      module after dpt_model_init_params): the draws use the default.
  *   [layer.N], N = 0 .. H (H = number of hidden layers; layer.H is the output layer):
  *     type = dense (default) | maxout | activation (| rbf when that layer type is linked)
  *     units (hidden layers; overrides model.layers[N]), activation (hidden dense layers),
