@@ -6,11 +6,13 @@
 
 #include "dptrain/activation.h"
 #include "dptrain/layer.h"
+#include "dptrain/rbf.h"
 
 enum { MAX_LAYERS = 64 };
 
 /* The layer registry: config name -> type. New layer types add one line here. */
-static const dpt_layer_type *const layer_types[] = {&dpt_layer_dense, &dpt_layer_maxout, &dpt_layer_activation};
+static const dpt_layer_type *const layer_types[] = {&dpt_layer_dense, &dpt_layer_maxout, &dpt_layer_activation,
+                                                    &dpt_layer_rbf};
 enum { N_LAYER_TYPES = sizeof layer_types / sizeof layer_types[0] };
 
 struct dpt_model {

@@ -29,6 +29,9 @@
 #include "dptrain/tensor.h"
 
 int dpt_bench_allreduce(const dpt_comm *c, int argc, char **argv);
+int dpt_bench_kmeans(const dpt_comm *c, int argc, char **argv);
+int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv);
+int dpt_bench_checkpoint(const dpt_comm *c, int argc, char **argv); /* bench_checkpoint.c */
 
 enum { MAX_CALLS = 256, MAX_WIDTHS = 32 };
 
@@ -279,11 +282,17 @@ done:
 int dpt_cmd_bench(const dpt_comm *c, int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--allreduce")) return dpt_bench_allreduce(c, argc, argv);
+    if (!strcmp(argv[i], "--kmeans")) return dpt_bench_kmeans(c, argc, argv); /* bench_kmeans.c */
+    if (!strcmp(argv[i], "--parallel")) return dpt_bench_parallel(c, argc, argv); /* bench_parallel.c */
+    if (!strcmp(argv[i], "--checkpoint")) return dpt_bench_checkpoint(c, argc, argv);
     if (!strcmp(argv[i], "--help")) {
       if (c->rank == 0)
         printf("usage: dptrain bench --model 784-1024-1024-10 --act relu --batch 256 [--dtype f32|f64]\n"
                "                     [--steps N] [--rounds R] [--threads T]\n"
-               "       dptrain bench --allreduce [...]   (MPI_Allreduce time against size, see --allreduce --help)\n"
+               "       dptrain bench --allreduce [--max-mb MB] [--out FILE]   (MPI_Allreduce time against size)\n"
+               "       dptrain bench --parallel [...]    (data-parallel step: weak scaling, overlap, exact mode)\n"
+               "       dptrain bench --kmeans [...]      (K-means++ and Lloyd iterations)\n"
+               "       dptrain bench --checkpoint [--params N] [--rounds R] [--dir DIR]   (checkpoint write/read)\n"
                "Times a training step (forward, backward, SGD update) against the same BLAS calls alone.\n"
                "Run with OPENBLAS_NUM_THREADS=1 --threads 1 for the single-thread figures.\n");
       return 0;
