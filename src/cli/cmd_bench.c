@@ -262,7 +262,8 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
            g, 1e3 * mb, 1e3 * tblas[rounds / 2], b.flops / mb * 1e-9, g);
     printf("  %s kernels alone (y and f' of the %d hidden layers): best %.4g ms = %.2f of the step\n", act,
            b.nhidden, 1e3 * ma, ma / ms);
-    printf("  the rest (walker, bias, loss, elementwise backward, zeroing, SGD): %.4g ms = %.2f of the step\n",
+    printf("  the rest = step - BLAS - activation (walker, bias, loss, elementwise backward, zeroing, SGD;\n"
+           "    a difference of best times, at noise level when near 0): %.4g ms = %.2f of the step\n",
            1e3 * (ms - mb - ma), (ms - mb - ma) / ms);
     printf("  %s 1024x1024x1024: %.2f GFLOP/s\n", g, sq * 1e-9);
     printf("  ratio step rate / %s rate: %.3f   step time / BLAS time: %.3f   (%lld steps x %lld rounds)\n", g,
