@@ -37,6 +37,8 @@ static const alias aliases[] = {
     {"resume", "checkpoint.resume", NULL, "resume from FILE or 'latest'"},
     {"init", "model.init", NULL, "initialize parameters from a model file"},
     {"out", "run.out", NULL, "output file"},
+    {"random", "gradcheck.random", "true", "gradcheck: random inputs instead of data.train"},
+    {"rows", "gradcheck.rows", NULL, "gradcheck: number of samples"},
 };
 
 void dpt_cli_print_aliases(FILE *f) {

@@ -1,0 +1,61 @@
+#!/bin/bash
+# cli_gradcheck.sh — `dptrain gradcheck`: passes on correct models (every tensor listed),
+# fails (exit 1, one-line error naming the tensor) when the tolerance cannot be met, and
+# refuses invalid model configs with the key named, on 1 and 2 ranks.
+set -u
+DPTRAIN=${DPTRAIN:-build/dptrain}
+MPIEXEC=${MPIEXEC:-mpiexec --oversubscribe}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+cat > "$tmp/mlp.ini" <<'INI'
+[model]
+layers = 5,4
+activation = tanh
+[layer.1]
+activation = prelu
+per_unit = true
+INI
+cat > "$tmp/maxout.ini" <<'INI'
+[model]
+layers = 4,3
+activation = softplus
+[layer.0]
+type = maxout
+pieces = 3
+INI
+
+# 1. correct models pass, every tensor is listed
+for task in regression binary multiclass; do
+  out=$("$DPTRAIN" gradcheck "$tmp/mlp.ini" --random --gradcheck.task=$task 2>&1) || fail "mlp $task: $out"
+  for t in layer_2/W layer_2/b layer_1/prelu layer_1/W layer_1/b layer_0/W layer_0/b; do
+    grep -q "^$t " <<<"$out" || fail "mlp $task: tensor $t not listed: $out"
+  done
+done
+out=$("$DPTRAIN" gradcheck "$tmp/maxout.ini" --random --rows 6 --seed 3 2>&1) || fail "maxout: $out"
+
+# 2. on 2 ranks: same result, printed once
+out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$tmp/mlp.ini" --random 2>&1) || fail "2 ranks: $out"
+[ "$(grep -c '^layer_0/W ' <<<"$out")" = 1 ] || fail "2 ranks: expected one report: $out"
+
+# 3. an impossible tolerance fails with exit 1 and names a tensor
+out=$("$DPTRAIN" gradcheck "$tmp/mlp.ini" --random --gradcheck.tol=1e-300 2>&1) && fail "tol 1e-300 passed: $out"
+grep -q "error: gradcheck: layer_.*expected at most" <<<"$out" || fail "tol message: $out"
+
+# 4. invalid configs: one line naming the key, non-zero exit (on 2 ranks: every rank exits)
+check_bad() { # ranks, key, extra args
+  local np=$1 key=$2; shift 2
+  local run="$DPTRAIN"; [ "$np" = 1 ] || run="$MPIEXEC -n $np $DPTRAIN"
+  out=$($run gradcheck "$tmp/mlp.ini" --random "$@" 2>&1) && fail "$key accepted: $out"
+  grep -q "error: .*$key" <<<"$out" || fail "$key: message lacks the key: $out"
+  [ "$(grep -c 'error' <<<"$out")" = 1 ] || fail "$key: expected one error line: $out"
+}
+check_bad 2 model.activation --model.activation=swish
+check_bad 1 layer.0.pieces --layer.0.type=maxout --layer.0.pieces=1
+check_bad 1 model.loss --model.loss=ce
+check_bad 1 model.layers --model.layers=5,0
+check_bad 1 layer.1.units --layer.1.units=0
+check_bad 1 model.nonsense --model.nonsense=1
+"$DPTRAIN" gradcheck 2>/dev/null && fail "no CONFIG accepted"
+echo "cli_gradcheck: ok"

@@ -1,0 +1,454 @@
+/* test_reduce.c — the gradient reducers (fast and exact), the non-finite policy, broadcast,
+ * the sync check and the phase timers, at several rank counts.
+ * dpt-test: ranks=1,2,3,4 */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "dptrain/config.h"
+#include "dptrain/reduce.h"
+#include "dptrain/timer.h"
+
+/* A one-rank world inside this process: the P = 1 reference for the rank-count comparisons. */
+static dpt_comm self_comm(void) {
+  dpt_comm s;
+  memset(&s, 0, sizeof s);
+  MPI_Comm_dup(MPI_COMM_SELF, &s.comm);
+  MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN);
+  s.rank = 0;
+  s.size = 1;
+  s.local_rank = 0;
+  s.local_size = 1;
+  return s;
+}
+
+/* splitmix64 of (a, b): a deterministic value in [0, 1) for term a, element b. */
+static double unit(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b * 0xD1B54A32D192ED03ULL + 0x1234567ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* Term j of element i: mixed signs, magnitudes over many binades; term scales differ by
+ * term so that later terms raise block anchors; block 1 is all zeros; a few elements
+ * are huge or tiny. */
+static double term_value(int j, size_t i) {
+  if (i >= 1024 && i < 2048) return 0.0;
+  double v = (unit((uint64_t)j, i) - 0.5) * ldexp(1.0, (int)(unit((uint64_t)j + 1000, i) * 40.0) - 20);
+  v *= ldexp(1.0, (j * 7) % 23 - 11);
+  if (i == 5) v *= 1e20;
+  if (i == 6) v *= 1e-25;
+  return v;
+}
+
+/* ------------------------------------------------------------------ options */
+
+static void test_opts_read(void **state) {
+  (void)state;
+  dpt_config *cfg;
+  dpt_reduce_opts o;
+  assert_dpt_ok(dpt_config_create(&cfg));
+  assert_dpt_ok(dpt_reduce_opts_read(cfg, &o));
+  assert_int_equal(o.mode, DPT_REDUCE_FAST);
+  assert_true(o.bucket_mb == 4.0);
+  assert_int_equal(o.micro_batch, 32);
+  assert_int_equal(o.accumulate, 1);
+  assert_int_equal(o.check_sync, 0);
+  assert_int_equal(o.on_nonfinite, DPT_NONFINITE_ABORT);
+  assert_dpt_ok(dpt_config_load_string(
+      cfg, "[parallel]\nreduce = exact\nbucket_mb = 0.5\nmicro_batch = 8\naccumulate = 3\ncheck_sync = 10\n"
+           "[train]\non_nonfinite = skip\n",
+      "t.ini"));
+  assert_dpt_ok(dpt_reduce_opts_read(cfg, &o));
+  assert_int_equal(o.mode, DPT_REDUCE_EXACT);
+  assert_true(o.bucket_mb == 0.5);
+  assert_int_equal(o.micro_batch, 8);
+  assert_int_equal(o.accumulate, 3);
+  assert_int_equal(o.check_sync, 10);
+  assert_int_equal(o.on_nonfinite, DPT_NONFINITE_SKIP);
+  dpt_config_destroy(&cfg);
+
+  const char *bad[][2] = {{"parallel.reduce", "slow"},  {"parallel.bucket_mb", "0"},
+                          {"parallel.micro_batch", "0"}, {"parallel.accumulate", "-1"},
+                          {"parallel.check_sync", "x"},  {"train.on_nonfinite", "ignore"}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; ++k) {
+    assert_dpt_ok(dpt_config_create(&cfg));
+    assert_dpt_ok(dpt_config_set(cfg, bad[k][0], bad[k][1], "command line"));
+    assert_dpt_fails(dpt_reduce_opts_read(cfg, &o), DPT_ERR_INPUT, bad[k][0]);
+    dpt_config_destroy(&cfg);
+  }
+}
+
+/* ------------------------------------------------------------------ fast mode */
+
+/* Every rank holds x_r[i] = term_value(r, i); the reduced buffer must be the sum over
+ * ranks. Tolerance: a float sum of P terms in any order is within (P-1) u sum|x_r| of the
+ * exact sum (u = 2^-24 for f32, 2^-53 for f64; Higham's gamma_{P-1} bound, first order);
+ * the f64 reference adds at most (P-1) 2^-53 sum|x_r|. */
+static void check_fast(dpt_dtype dtype, int ready_pattern) {
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 10007;
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.bucket_mb = 0.01; /* 2621 f32 or 1310 f64 elements: several buckets, none aligned to the ranges */
+  size_t es = dpt_dtype_size(dtype);
+  void *g = malloc(n * es);
+  for (size_t i = 0; i < n; ++i) {
+    double v = term_value(c->rank, i);
+    if (dtype == DPT_F32) ((float *)g)[i] = (float)v;
+    else ((double *)g)[i] = v;
+  }
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, dtype, n, g, &r));
+  size_t nb = (n + dpt_reducer_bucket_elems(r) - 1) / dpt_reducer_bucket_elems(r);
+  assert_true(nb >= 4);
+  for (int step = 0; step < 2; ++step) { /* twice: begin must reset the bucket state */
+    if (step == 1)
+      for (size_t i = 0; i < n; ++i) {
+        double v = term_value(c->rank, i);
+        if (dtype == DPT_F32) ((float *)g)[i] = (float)v;
+        else ((double *)g)[i] = v;
+      }
+    assert_dpt_ok(dpt_reducer_begin(r, 0));
+    const size_t cuts[] = {0, 1000, 5000, 5001, 10007};
+    if (ready_pattern == 1) /* engine order: increasing offsets, one range per tensor */
+      for (int k = 0; k < 4; ++k) dpt_reducer_ready(r, cuts[k], cuts[k + 1] - cuts[k]);
+    if (ready_pattern == 2) /* reverse order: buckets still start in ascending order */
+      for (int k = 3; k >= 0; --k) dpt_reducer_ready(r, cuts[k], cuts[k + 1] - cuts[k]);
+    /* ready_pattern 0: never called, finish reduces everything */
+    double loss = c->rank + 1.0;
+    bool skip = true;
+    assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+    assert_false(skip);
+    assert_true(loss == c->size * (c->size + 1) / 2.0); /* small integers: exact */
+    double u = dtype == DPT_F32 ? 0x1p-24 : 0x1p-53;
+    for (size_t i = 0; i < n; ++i) {
+      double ref = 0, mag = 0;
+      for (int q = 0; q < c->size; ++q) {
+        double v = term_value(q, i);
+        if (dtype == DPT_F32) v = (float)v;
+        ref += v;
+        mag += fabs(v);
+      }
+      double got = dtype == DPT_F32 ? ((float *)g)[i] : ((double *)g)[i];
+      double tol = (c->size - 1) * (u + 0x1p-53) * mag;
+      if (fabs(got - ref) > tol) fail_msg("element %zu: got %.17g, want %.17g +- %.3g", i, got, ref, tol);
+    }
+  }
+  dpt_reducer_stats s;
+  dpt_reducer_get_stats(r, &s);
+  assert_int_equal(s.steps, 2);
+  assert_int_equal(s.buckets, (int64_t)nb);
+  if (ready_pattern == 0) {
+    assert_int_equal(s.started_in_backward, 0);
+    assert_int_equal(s.started_in_finish, 2 * (int64_t)nb);
+  } else {
+    assert_int_equal(s.started_in_backward, 2 * (int64_t)nb);
+    assert_int_equal(s.started_in_finish, 0);
+  }
+  dpt_reducer_destroy(&r);
+  assert_null(r);
+  free(g);
+}
+
+static void test_fast_f32_engine_order(void **state) { (void)state; check_fast(DPT_F32, 1); }
+static void test_fast_f32_reverse_order(void **state) { (void)state; check_fast(DPT_F32, 2); }
+static void test_fast_f64_no_ready(void **state) { (void)state; check_fast(DPT_F64, 0); }
+
+/* ------------------------------------------------------------------ exact mode */
+
+/* Runs one exact step on comm c: this rank deposits the terms j for which owner(j) == rank. */
+static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int M, int assign, int reverse, void *g,
+                       double *loss) {
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  size_t es = dpt_dtype_size(dtype);
+  void *term = malloc(n * es);
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, dtype, n, g, &r));
+  assert_dpt_ok(dpt_reducer_begin(r, M));
+  int64_t b, cnt;
+  dpt_shard_range(M, c->size, c->rank, &b, &cnt);
+  for (int k = 0; k < M; ++k) {
+    int j = reverse ? M - 1 - k : k;
+    int mine = assign == 0 ? (j >= b && j < b + cnt) : (j % c->size == c->rank);
+    if (!mine) continue;
+    for (size_t i = 0; i < n; ++i) {
+      double v = term_value(j, i);
+      if (dtype == DPT_F32) ((float *)term)[i] = (float)v;
+      else ((double *)term)[i] = v;
+    }
+    assert_dpt_ok(dpt_reducer_deposit(r, term, term_value(j, 7) * 1e3));
+  }
+  bool skip = true;
+  assert_dpt_ok(dpt_reducer_finish(r, loss, &skip));
+  assert_false(skip);
+  dpt_reducer_destroy(&r);
+  free(term);
+}
+
+/* Bitwise: the world's result (terms spread over P ranks in two different ways, and a rank
+ * with no term when P > M) equals a one-rank reducer summing all terms in this process, in
+ * either order. */
+static void check_exact_bitwise(dpt_dtype dtype, int M) {
+  const dpt_comm *c = &dpt_test_world;
+  dpt_comm self = self_comm();
+  const size_t n = 3001; /* 3 blocks + a partial one; block 1 all zeros */
+  size_t es = dpt_dtype_size(dtype);
+  void *ref = malloc(n * es), *rev = malloc(n * es), *got = malloc(n * es);
+  double lref, lrev, lgot;
+  exact_step(&self, dtype, n, M, 0, 0, ref, &lref);
+  exact_step(&self, dtype, n, M, 0, 1, rev, &lrev);
+  assert_memory_equal(ref, rev, n * es);
+  assert_memory_equal(&lref, &lrev, sizeof lref);
+  for (int assign = 0; assign < 2; ++assign) {
+    exact_step(c, dtype, n, M, assign, assign, got, &lgot);
+    assert_memory_equal(ref, got, n * es);
+    assert_memory_equal(&lref, &lgot, sizeof lref);
+  }
+  /* the zero block sums to exactly 0 */
+  for (size_t i = 1024; i < 2048; ++i)
+    assert_true(dtype == DPT_F32 ? ((float *)got)[i] == 0.0f : ((double *)got)[i] == 0.0);
+  MPI_Comm_free(&self.comm);
+  free(ref);
+  free(rev);
+  free(got);
+}
+
+static void test_exact_bitwise_f32(void **state) { (void)state; check_exact_bitwise(DPT_F32, 13); }
+static void test_exact_bitwise_f64(void **state) { (void)state; check_exact_bitwise(DPT_F64, 13); }
+static void test_exact_bitwise_fewer_terms_than_ranks(void **state) { (void)state; check_exact_bitwise(DPT_F32, 2); }
+
+/* The accuracy bound of reduce.h, element by element, on sums with heavy cancellation
+ * (where a float32 sum is poor): with D the float64 sum (error rho <= (M-1) 2^-53 sum|g|
+ * against the exact sum S), F the float32 sequential sum, R the exact-mode result and
+ * tau = M m 2^-W (m the block's largest |term|, W = 62 - ceil(log2 M)):
+ *   |R - D| <= |F - D| + 2 tau + 2 rho        (from |R - S| <= |F - S| + 2 tau)
+ *   |R - D| <= ulp(R)/2 + tau + rho. */
+static void test_exact_accuracy_bound(void **state) {
+  (void)state;
+  dpt_comm self = self_comm();
+  const int M = 16, W = 58;
+  const size_t n = 2048;
+  float *terms = malloc((size_t)M * n * sizeof *terms), *R = malloc(n * sizeof *R);
+  for (int j = 0; j < M; ++j)
+    for (size_t i = 0; i < n; ++i) {
+      /* pairs of nearly cancelling terms plus a small remainder */
+      double big = (unit((uint64_t)(j / 2), i) + 0.5) * ldexp(1.0, (int)(i % 9));
+      double v = (j % 2 ? -big : big) * (1.0 + 1e-4 * unit((uint64_t)j + 77, i));
+      terms[(size_t)j * n + i] = (float)v;
+    }
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(&self, &o, DPT_F32, n, R, &r));
+  assert_dpt_ok(dpt_reducer_begin(r, M));
+  for (int j = 0; j < M; ++j) assert_dpt_ok(dpt_reducer_deposit(r, terms + (size_t)j * n, 0.0));
+  double loss = 0;
+  bool skip;
+  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+  int better = 0;
+  for (size_t i = 0; i < n; ++i) {
+    size_t blk = i / DPT_REDUCE_EXACT_BLOCK * DPT_REDUCE_EXACT_BLOCK;
+    double m = 0;
+    for (int j = 0; j < M; ++j)
+      for (size_t k = blk; k < blk + DPT_REDUCE_EXACT_BLOCK && k < n; ++k)
+        m = fmax(m, fabs(terms[(size_t)j * n + k]));
+    double D = 0, mag = 0;
+    float F = 0;
+    for (int j = 0; j < M; ++j) {
+      D += terms[(size_t)j * n + i];
+      F += terms[(size_t)j * n + i];
+      mag += fabs(terms[(size_t)j * n + i]);
+    }
+    double tau = M * m * ldexp(1.0, -W), rho = (M - 1) * 0x1p-53 * mag;
+    double eR = fabs(R[i] - D), eF = fabs((double)F - D);
+    double half_ulp = 0.5 * (nextafterf(fabsf(R[i]), INFINITY) - fabsf(R[i]));
+    if (eR > eF + 2 * tau + 2 * rho) fail_msg("element %zu: exact error %.3g > float32 error %.3g", i, eR, eF);
+    if (eR > half_ulp + tau + rho) fail_msg("element %zu: exact error %.3g > half ulp %.3g", i, eR, half_ulp);
+    better += eR < eF;
+  }
+  /* the data make the float32 sum lose bits to cancellation: exact mode must do better on many */
+  assert_true(better > (int)n / 4);
+  dpt_reducer_destroy(&r);
+  MPI_Comm_free(&self.comm);
+  free(terms);
+  free(R);
+}
+
+/* ------------------------------------------------------------------ non-finite, misuse */
+
+static void test_nonfinite_fast_abort_and_skip(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 3000;
+  float *g = calloc(n, sizeof *g);
+  for (int policy = 0; policy < 2; ++policy) {
+    dpt_reduce_opts o;
+    dpt_reduce_opts_default(&o);
+    o.bucket_mb = 0.004;
+    o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
+    dpt_reducer *r;
+    assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+    for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+    if (c->rank == c->size - 1) g[2500] = NAN;
+    assert_dpt_ok(dpt_reducer_begin(r, 0));
+    dpt_reducer_ready(r, 0, n);
+    double loss = 1.0;
+    bool skip = false;
+    char want[64];
+    snprintf(want, sizeof want, "rank %d: non-finite gradient", c->size - 1);
+    if (policy == 0) {
+      assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, want);
+    } else {
+      assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+      assert_true(skip);
+      /* next step is clean and not skipped */
+      for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+      assert_dpt_ok(dpt_reducer_begin(r, 0));
+      loss = 1.0;
+      assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+      assert_false(skip);
+      assert_true(g[2500] == (float)c->size);
+      dpt_reducer_stats s;
+      dpt_reducer_get_stats(r, &s);
+      assert_int_equal(s.skipped, 1);
+    }
+    dpt_reducer_destroy(&r);
+  }
+  free(g);
+}
+
+static void test_nonfinite_exact_loss(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 100;
+  float *g = calloc(n, sizeof *g);
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  assert_dpt_ok(dpt_reducer_begin(r, c->size));
+  assert_dpt_ok(dpt_reducer_deposit(r, g, c->rank == 0 ? INFINITY : 1.0));
+  double loss;
+  bool skip;
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, "rank 0: non-finite loss");
+  /* the reducer stays usable: a clean step sums exactly */
+  for (size_t i = 0; i < n; ++i) g[i] = 0.1f;
+  assert_dpt_ok(dpt_reducer_begin(r, c->size));
+  assert_dpt_ok(dpt_reducer_deposit(r, g, 0.25));
+  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+  assert_true(loss == 0.25 * c->size);                /* multiples of 2^-2: exact */
+  assert_true(g[0] == (float)(c->size * (double)0.1f)); /* P * 0.1f correctly rounded */
+  dpt_reducer_destroy(&r);
+  free(g);
+}
+
+static void test_misuse_is_agreed(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 100;
+  float *g = calloc(n, sizeof *g);
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  assert_dpt_ok(dpt_reducer_begin(r, 0));
+  if (c->rank == c->size - 1) dpt_reducer_ready(r, 90, 20); /* past the end */
+  double loss = 0;
+  bool skip;
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "ready range [90, 110) outside");
+  /* reported twice */
+  assert_dpt_ok(dpt_reducer_begin(r, 0));
+  dpt_reducer_ready(r, 0, 100);
+  if (c->rank == 0) dpt_reducer_ready(r, 10, 1);
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "reported ready twice");
+  dpt_reducer_destroy(&r);
+  free(g);
+}
+
+/* ------------------------------------------------------------------ broadcast, sync check */
+
+static void test_broadcast_and_check_sync(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 1000;
+  double *p = malloc(n * sizeof *p);
+  for (size_t i = 0; i < n; ++i) p[i] = c->rank == 0 ? term_value(3, i) : -1.0;
+  assert_dpt_ok(dpt_reduce_broadcast(c, p, DPT_F64, n));
+  for (size_t i = 0; i < n; ++i) assert_true(p[i] == term_value(3, i));
+  const dpt_reduce_tensor t[] = {{"layer_1/W", 0, 600}, {"layer_1/b", 600, 20}, {"layer_0/W", 620, 380}};
+  assert_dpt_ok(dpt_reduce_check_sync(c, p, DPT_F64, t, 3, 5));
+  if (c->size > 1) {
+    /* the last rank's copy of layer_1/b and layer_0/W drift; the first differing tensor is named */
+    if (c->rank == c->size - 1) {
+      p[610] = nextafter(p[610], 1e300);
+      p[700] += 1.0;
+    }
+    char want[96];
+    snprintf(want, sizeof want, "tensor 'layer_1/b' on rank(s) %d differs", c->size - 1);
+    assert_dpt_fails(dpt_reduce_check_sync(c, p, DPT_F64, t, 3, 7), DPT_ERR_INTERNAL, want);
+  }
+  /* the hash sees a one-bit change anywhere, tail bytes included */
+  unsigned char bytes[13] = {0};
+  uint64_t h0 = dpt_reduce_hash(bytes, sizeof bytes);
+  for (size_t k = 0; k < sizeof bytes; ++k) {
+    bytes[k] ^= 1;
+    assert_true(dpt_reduce_hash(bytes, sizeof bytes) != h0);
+    bytes[k] ^= 1;
+  }
+  assert_true(dpt_reduce_hash(bytes, 12) != h0); /* length counts */
+  free(p);
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void test_timers(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  dpt_timers t;
+  dpt_timers_reset(&t);
+  dpt_timer_start(&t, DPT_PHASE_DATA);
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  dpt_timer_stop(&t, DPT_PHASE_DATA);
+  dpt_timer_stop(&t, DPT_PHASE_OPTIMIZER); /* never started: adds nothing */
+  /* a lower bound only: a sleep never returns early (MPI_Wtime resolution is far below 1 ms) */
+  assert_true(t.total[DPT_PHASE_DATA] >= 0.019);
+  assert_true(t.total[DPT_PHASE_OPTIMIZER] == 0.0);
+  /* known totals: rank r spent r + 1 seconds in comm_wait */
+  t.total[DPT_PHASE_COMM_WAIT] = c->rank + 1.0;
+  dpt_phase_stats s;
+  assert_dpt_ok(dpt_timers_summarize(c, &t, &s));
+  if (c->rank == 0) {
+    assert_true(s.max[DPT_PHASE_COMM_WAIT] == c->size);
+    assert_true(fabs(s.mean[DPT_PHASE_COMM_WAIT] - (c->size + 1) / 2.0) < 1e-12); /* sum of small ints / P */
+  }
+  assert_string_equal(dpt_phase_name(DPT_PHASE_COMM_WAIT), "comm_wait");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_opts_read),
+      cmocka_unit_test(test_fast_f32_engine_order),
+      cmocka_unit_test(test_fast_f32_reverse_order),
+      cmocka_unit_test(test_fast_f64_no_ready),
+      cmocka_unit_test(test_exact_bitwise_f32),
+      cmocka_unit_test(test_exact_bitwise_f64),
+      cmocka_unit_test(test_exact_bitwise_fewer_terms_than_ranks),
+      cmocka_unit_test(test_exact_accuracy_bound),
+      cmocka_unit_test(test_nonfinite_fast_abort_and_skip),
+      cmocka_unit_test(test_nonfinite_exact_loss),
+      cmocka_unit_test(test_misuse_is_agreed),
+      cmocka_unit_test(test_broadcast_and_check_sync),
+      cmocka_unit_test(test_timers),
+  };
+  return dpt_test_run(tests);
+}
