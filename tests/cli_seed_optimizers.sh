@@ -25,10 +25,13 @@ for m in sgd momentum nesterov; do
   awk -v a="$t0" -v b="$t1" 'BEGIN { d0 = a - 2; d1 = b - 3; if (d0 < 0) d0 = -d0; if (d1 < 0) d1 = -d1;
     exit !(d0 <= 0.05 && d1 <= 0.05) }' || { echo "FAIL: $m ended at ($t0, $t1), not within 0.05 of (2, 3)"; exit 1; }
   echo "ok: $m ($t0, $t1)"
-  # the training loop on 2 ranks follows the same path: equal to the 4 printed decimals
-  # (the two differ only by the order of the per-rank gradient sums, ~1e-16 relative)
+  # the training loop on 2 ranks follows the same path: the two differ only by the order of
+  # the per-rank gradient sums (~1e-16 relative), so the printed 4 decimals agree to 1e-4
+  # (one unit in the last place, in case a value sits on a rounding boundary)
   tr=$(awk -v m="$m" '$1 == m {print $2, $3}' "$OUT/train_final.txt")
-  [ "$tr" = "$t0 $t1" ] || { echo "FAIL: dptrain train gave ($tr) for $m, the demo ($t0 $t1)"; exit 1; }
+  awk -v tr="$tr" -v a="$t0" -v b="$t1" 'BEGIN { split(tr, x, " "); d0 = x[1] - a; d1 = x[2] - b;
+    if (d0 < 0) d0 = -d0; if (d1 < 0) d1 = -d1; exit !(x[1] != "" && d0 <= 1.0001e-4 && d1 <= 1.0001e-4) }' ||
+    { echo "FAIL: dptrain train gave ($tr) for $m, the demo ($t0 $t1)"; exit 1; }
   echo "ok: dptrain train $m ($tr)"
 done
 grep -q "1.9882 2.9975" "$OUT/log" || { echo "FAIL: the seed's SGD figures are not printed"; exit 1; }
