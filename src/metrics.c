@@ -8,6 +8,17 @@
 
 #include "dptrain/types.h"
 
+/* Under Open MPI's mpirun (and PMIx launchers) every rank's stdout is a pseudo-terminal even
+ * when mpirun's own output goes to a file, so isatty() cannot tell a terminal from a log:
+ * a launcher-started rank draws no bar unless asked (run.progress = 1). */
+static bool stdout_is_terminal(void) {
+  if (!isatty(STDOUT_FILENO)) return false;
+  const char *launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "SLURM_JOB_ID"};
+  for (size_t i = 0; i < sizeof launched / sizeof launched[0]; ++i)
+    if (getenv(launched[i])) return false;
+  return true;
+}
+
 struct dpt_metrics {
   FILE *csv;        /* owned; NULL when off or not root */
   char *path;       /* owned */
@@ -20,7 +31,7 @@ dpt_status dpt_metrics_create(const char *path, bool is_root, int force_tty, dou
   dpt_metrics *m;
   DPT_CALL(dpt_calloc(1, sizeof *m, "metrics", &m));
   m->root = is_root;
-  m->tty = is_root && (force_tty < 0 ? isatty(STDOUT_FILENO) != 0 : force_tty == 1);
+  m->tty = is_root && (force_tty < 0 ? stdout_is_terminal() : force_tty == 1);
   m->every_s = every_s > 0 ? every_s : 30.0;
   m->last_print = -1.0;
   if (path && is_root) {
@@ -43,13 +54,15 @@ void dpt_metrics_destroy(dpt_metrics **m) {
 }
 
 dpt_status dpt_metrics_row(dpt_metrics *m, int n, const char *const *names, const double *values) {
-  if (!m || !m->csv) return DPT_OK;
-  if (m->ncols == 0) {
+  if (!m) return DPT_OK;
+  bool header = m->ncols == 0;
+  if (header) m->ncols = n;
+  DPT_CHECK(n == m->ncols, DPT_ERR_INTERNAL, "metrics: row has %d columns, header has %d", n, m->ncols);
+  if (!m->csv) return DPT_OK;
+  if (header) {
     for (int i = 0; i < n; ++i) fprintf(m->csv, "%s%s", i ? "," : "", names[i]);
     fputc('\n', m->csv);
-    m->ncols = n;
   }
-  DPT_CHECK(n == m->ncols, DPT_ERR_INTERNAL, "metrics: row has %d columns, header has %d", n, m->ncols);
   for (int i = 0; i < n; ++i) {
     if (isnan(values[i]))
       fprintf(m->csv, "%snan", i ? "," : "");

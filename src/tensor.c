@@ -22,9 +22,24 @@ dpt_status dpt_tensor_check_shape(int64_t rows, int64_t cols, const char *what) 
   return DPT_OK;
 }
 
+static dpt_gemm_call *trace_log;
+static int trace_cap, *trace_count;
+
+void dpt_gemm_trace(dpt_gemm_call *log, int cap, int *count) {
+  trace_log = log;
+  trace_cap = cap;
+  trace_count = count;
+  if (count) *count = 0;
+}
+
 void dpt_gemm(dpt_dtype t, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
               int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (trace_log) {
+    if (*trace_count < trace_cap)
+      trace_log[*trace_count] = (dpt_gemm_call){t, transA, transB, m, n, k, lda, ldb, ldc, alpha, beta};
+    ++*trace_count;
+  }
   if (k == 0) {
     /* BLAS would scale C by beta; do it here so no zero-sized A/B reach it. */
     if (beta == 1.0) return;

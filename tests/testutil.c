@@ -1,13 +1,25 @@
 /* testutil.c — see testutil.h. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
 #include <hdf5.h>
 
 dpt_comm dpt_test_world;
+enum { MAX_TMPDIRS = 256 };
+static char tmpdirs[MAX_TMPDIRS][256]; /* created by dpt_test_tmpdir, removed at the end of the run */
+static int ntmpdirs;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
 
 int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n) {
   MPI_Init(NULL, NULL);
@@ -19,19 +31,23 @@ int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n) {
   int failed = _cmocka_run_group_tests(base ? base + 1 : name, tests, n, NULL, NULL);
   int any = 0;
   MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (dpt_test_world.rank == 0 && !getenv("DPT_TEST_KEEP"))
+    for (int i = 0; i < ntmpdirs; ++i) nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   dpt_comm_finalize(&dpt_test_world);
   MPI_Finalize();
   return any ? 1 : 0;
 }
 
 const char *dpt_test_tmpdir(void) {
-  static char path[256];
+  static char fallback[256];
+  char *path = ntmpdirs < MAX_TMPDIRS ? tmpdirs[ntmpdirs++] : fallback;
   if (dpt_test_world.rank == 0) {
     const char *root = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/dpt-test-XXXXXX", root && *root ? root : "/tmp");
+    snprintf(path, 256, "%s/dpt-test-XXXXXX", root && *root ? root : "/tmp");
     if (!mkdtemp(path)) path[0] = '\0';
   }
-  MPI_Bcast(path, sizeof path, MPI_CHAR, 0, dpt_test_world.comm);
+  MPI_Bcast(path, 256, MPI_CHAR, 0, dpt_test_world.comm);
   return path;
 }
 

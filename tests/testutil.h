@@ -44,8 +44,9 @@ int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n);
     dpt_error_clear();                                                                   \
   } while (0)
 
-/* A fresh scratch directory for this test (same path on all ranks: rank 0 creates it and
- * broadcasts the name). Caller does not free. Collective. */
+/* A fresh scratch directory (same path on all ranks: rank 0 creates it and broadcasts the
+ * name). Removed with its content when dpt_test_run ends, unless DPT_TEST_KEEP is set.
+ * Collective. Caller does not free. */
 const char *dpt_test_tmpdir(void);
 
 /* Writes a dataset in dptrain's layout (data/FORMAT.md) from rank 0 with the serial HDF5 API:

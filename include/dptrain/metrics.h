@@ -5,7 +5,8 @@
  * studies, traces, metrics"). Values are written with %.9g; NaN as "nan". The file is
  * written as it goes (flushed each row) so a crashed run keeps its history.
  *
- * Progress: when stdout is a terminal, a one-line bar (epoch, step, loss, samples/s, ETA)
+ * Progress: when stdout is a terminal (and the process was not started by mpirun/srun, whose
+ * ranks always see a pseudo-terminal), a one-line bar (epoch, step, loss, samples/s, ETA)
  * redrawn at most every 0.2 s; otherwise nothing between the plain per-epoch log lines,
  * except a plain line every `every_s` seconds within a long epoch (Slurm logs).
  *
@@ -21,8 +22,7 @@
 
 typedef struct dpt_metrics dpt_metrics;
 
-/* path may be NULL (no CSV). is_root: this rank prints/writes. force_tty: -1 detect with
- * isatty(stdout), 0 never a bar, 1 always (tests). every_s: plain-progress interval. */
+/* path may be NULL (no CSV). is_root: this rank prints/writes. force_tty: -1 detect (see above), 0 never a bar, 1 always (tests). every_s: plain-progress interval. */
 dpt_status dpt_metrics_create(const char *path, bool is_root, int force_tty, double every_s, dpt_metrics **out);
 void dpt_metrics_destroy(dpt_metrics **m);
 /* Appends one CSV row; the first call writes the header from names. Later calls must pass

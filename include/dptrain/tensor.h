@@ -40,6 +40,18 @@ static inline const void *dpt_elem_c(dpt_dtype t, const void *p, size_t i) {
 void dpt_gemm(dpt_dtype t, bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha, const void *A,
               int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
 
+/* Benchmark instrumentation: while a log is installed, every dpt_gemm call appends its
+ * arguments (not the data) so `dptrain bench` can replay exactly the same BLAS calls on
+ * their own. Process-global, not thread-safe; install NULL to stop. Calls past cap are
+ * counted in *count but not stored. */
+typedef struct dpt_gemm_call {
+  dpt_dtype dtype;
+  bool transA, transB;
+  int64_t m, n, k, lda, ldb, ldc;
+  double alpha, beta;
+} dpt_gemm_call;
+void dpt_gemm_trace(dpt_gemm_call *log, int cap, int *count);
+
 /* y[0..n) = 0 */
 void dpt_vec_zero(dpt_dtype t, size_t n, void *y);
 /* y += a * x, n elements */
