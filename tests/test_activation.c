@@ -238,7 +238,10 @@ static void test_large_inputs(void **state) {
           /* an unbounded Soboleva saturates f, f', f''; its parameter derivatives x·e^{(a−c)x}
            * are truly infinite there, so they are checked for the bounded sets only */
           bool bounded = a != DPT_ACT_SOBOLEVA || (p[0] <= p[2] && p[1] <= p[3]);
-          for (int j = 0; j < 4 && bounded; ++j) ok = ok && isfinite(d.dp[j]) && isfinite(d.dxdp[j]);
+          for (int j = 0; j < 4 && bounded; ++j) {
+            ok = ok && isfinite(d.dp[j]) && isfinite(d.dxdp[j]);
+            for (int i = 0; i < 4; ++i) ok = ok && isfinite(d.dpdp[i][j]);
+          }
           double y, g, h;
           dpt_act_eval_f64((dpt_act)a, p, false, 1, 1, &x, &y, &g, &h);
           ok = ok && isfinite(y) && isfinite(g) && isfinite(h);
