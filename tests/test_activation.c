@@ -543,8 +543,10 @@ static void test_microbench_info(void **state) {
   float *x = malloc(sizeof(float) * N * 3), *y = x + N, *g = y + N;
   assert_non_null(x);
   for (int i = 0; i < N; ++i) x[i] = (float)(-4.0 + 8.0 * i / N);
-  const dpt_act ops[] = {DPT_ACT_RELU, DPT_ACT_TANH, DPT_ACT_SIGMOID, DPT_ACT_GELU, DPT_ACT_SILU, DPT_ACT_SOFTPLUS};
-  for (int o = 0; o < 6; ++o) {
+  const dpt_act ops[] = {DPT_ACT_RELU, DPT_ACT_TANH,     DPT_ACT_SIGMOID, DPT_ACT_GELU,
+                         DPT_ACT_SILU, DPT_ACT_SOFTPLUS, DPT_ACT_SOBOLEVA};
+  const int nops = (int)(sizeof ops / sizeof ops[0]);
+  for (int o = 0; o < nops; ++o) {
     double best_y = 1e9, best_yg = 1e9;
     for (int rep = 0; rep < REPS; ++rep) {
       double t0 = now_s();
@@ -560,7 +562,7 @@ static void test_microbench_info(void **state) {
   double *xd = malloc(sizeof(double) * N * 3), *yd = xd + N, *gd = yd + N;
   assert_non_null(xd);
   for (int i = 0; i < N; ++i) xd[i] = x[i];
-  for (int o = 0; o < 6; ++o) {
+  for (int o = 0; o < nops; ++o) {
     double best = 1e9;
     for (int rep = 0; rep < REPS / 4; ++rep) {
       double t0 = now_s();
