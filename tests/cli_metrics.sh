@@ -45,4 +45,7 @@ for pid in (0, 1):
         assert any(s['ts'] - 1e-3 <= p['ts'] and p['ts'] + p['dur'] <= s['ts'] + s['dur'] + 1e-3 for s in steps), p
 PY"
 fi
+bash "$DPT_SOURCE_DIR/launch/plot-metrics" "$dir/m.csv" "$dir/plot" > /dev/null 2>&1
+check "launch/plot-metrics draws three PNGs" \
+  "for f in loss metric phases; do head -c 8 $dir/plot-\$f.png | od -An -tx1 | grep -q '89 50 4e 47' && [ \$(stat -c %s $dir/plot-\$f.png) -gt 5000 ] || exit 1; done"
 exit $fail
