@@ -9,6 +9,7 @@
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/second_order_train.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -170,7 +171,13 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   bool regression = task == DPT_TASK_REGRESSION;
   AGREE(dpt_model_create(cfg, p.dtype, dpt_dataset_features(train), dpt_dataset_outputs(train), task, &m));
   size_t n = dpt_model_num_params(m);
-  AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
+  /* Second-order methods (second_order.h) replace the step loop with a full-batch driver. */
+  const char *otype = NULL;
+  AGREE(dpt_config_get_string(cfg, "optimizer.type", NULL, &otype));
+  const bool second_order = dpt_second_order_is_method(otype);
+  dpt_so_options so_opts;
+  if (second_order) AGREE(dpt_so_options_read(cfg, &so_opts));
+  else AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
   AGREE(dpt_schedule_create(cfg, &sched));
   AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
   AGREE(dpt_config_check_unused(cfg));
@@ -196,8 +203,19 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
             : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
 
-  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
   double t0 = MPI_Wtime();
+  if (second_order) {
+    dpt_so_result sr;
+    AGREE(dpt_second_order_train(c, &so_opts, m, train, p.dtype, p.quiet, &sr));
+    res->train_loss = sr.loss;
+    res->steps = sr.iters;
+    res->epochs = 1;
+    if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+    if (c->rank == 0 && !p.quiet && val)
+      printf("val_loss %.6g  val_%s %.4f\n", res->val_loss, regression ? "r2" : "acc", res->val_metric);
+    p.epochs = 0; /* no step loop */
+  }
+  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
   for (int64_t epoch = 0; epoch < p.epochs; ++epoch) {
     double epoch_loss = 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
     int64_t epoch_rows = 0;
