@@ -433,7 +433,6 @@ dpt_status dpt_so_minimize(dpt_so_solver *s, dpt_objective *obj, double *x, dpt_
   DPT_CALL(dpt_objective_eval(obj, x, &f, g));
   const char *reason = "iterations";
   int64_t it = 0;
-  double prev_gg = 0.0;
   for (; it < o->max_iters; it++) {
     const double gn = nrm(n, g);
     if (gn <= o->tol_grad) {
@@ -450,7 +449,8 @@ dpt_status dpt_so_minimize(dpt_so_solver *s, dpt_objective *obj, double *x, dpt_
     case DPT_SO_CG: {
       const double gg = dot(n, g, g);
       double beta = 0.0;
-      if (s->iter > 0 && s->iter % (int64_t)n != 0) {
+      if (s->iter > 0 && s->iter % (int64_t)n != 0) { /* state: g_prev, d (a run can continue) */
+        const double prev_gg = dot(n, s->g_prev, s->g_prev);
         if (o->cg_variant == DPT_CG_FR) beta = gg / prev_gg;
         else {
           beta = (gg - dot(n, g, s->g_prev)) / prev_gg;
@@ -461,7 +461,6 @@ dpt_status dpt_so_minimize(dpt_so_solver *s, dpt_objective *obj, double *x, dpt_
       if (dot(n, g, d) >= 0.0) /* lost descent: restart */
         for (size_t i = 0; i < n; i++) d[i] = -g[i];
       memcpy(s->g_prev, g, n * sizeof *g);
-      prev_gg = gg;
       alpha0 = fmin(1.0, 1.0 / nrm(n, d));
       break;
     }

@@ -173,7 +173,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   size_t n = dpt_model_num_params(m);
   /* Second-order methods (second_order.h) replace the step loop with a full-batch driver. */
   const char *otype = NULL;
-  AGREE(dpt_config_get_string(cfg, "optimizer.type", NULL, &otype));
+  if (dpt_config_has(cfg, "optimizer.type")) AGREE(dpt_config_get_string(cfg, "optimizer.type", "sgd", &otype));
   const bool second_order = dpt_second_order_is_method(otype);
   dpt_so_options so_opts;
   if (second_order) AGREE(dpt_so_options_read(cfg, &so_opts));
