@@ -262,6 +262,39 @@ static void test_budgets(void **state) {
   assert_int_equal(r.iters, 3);
 }
 
+/* A run split into one-iteration calls follows the same iterates bitwise as one call: the
+ * solver's state (direction, previous gradient, BFGS matrix, L-BFGS history, iteration) is
+ * all that carries between iterations, which is what a checkpoint saves by name. */
+static void test_continuation(void **state) {
+  (void)state;
+  const dpt_so_method ms[] = {DPT_SO_CG, DPT_SO_BFGS, DPT_SO_LBFGS};
+  for (int i = 0; i < 3; i++) {
+    dpt_so_options o;
+    dpt_so_options_default(&o, ms[i]);
+    o.max_iters = 12;
+    o.tol_rel = 0.0;
+    o.tol_grad = 0.0;
+    dpt_objective obj = dpt_objective_rosenbrock();
+    double xa[2] = {-1.2, 1.0}, xb[2] = {-1.2, 1.0};
+    dpt_so_result r;
+    run(&o, &obj, xa, &r);
+    assert_int_equal(r.iters, 12);
+    o.max_iters = 1;
+    dpt_so_solver *s = NULL;
+    assert_dpt_ok(dpt_so_create(&o, 2, &s));
+    for (int k = 0; k < 12; k++) assert_dpt_ok(dpt_so_minimize(s, &obj, xb, NULL, NULL, &r));
+    int64_t iter = -1;
+    for (int j = 0; j < dpt_so_num_states(s); j++) {
+      dpt_state_info info;
+      dpt_so_state(s, j, &info);
+      if (strcmp(info.name, "iter") == 0) iter = *(int64_t *)info.data;
+    }
+    assert_int_equal(iter, 12);
+    dpt_so_destroy(&s);
+    assert_memory_equal(xa, xb, sizeof xa);
+  }
+}
+
 static dpt_status read_opts(const char *text, dpt_so_options *o) {
   dpt_config *cfg = NULL;
   dpt_status st = dpt_config_create(&cfg);
@@ -310,7 +343,7 @@ int main(void) {
       cmocka_unit_test(test_quadratic_all_methods), cmocka_unit_test(test_rosenbrock_all_methods),
       cmocka_unit_test(test_newton_quadratic_convergence), cmocka_unit_test(test_wolfe_conditions),
       cmocka_unit_test(test_bfgs_positive_definite), cmocka_unit_test(test_saddle),
-      cmocka_unit_test(test_budgets), cmocka_unit_test(test_config),
+      cmocka_unit_test(test_budgets), cmocka_unit_test(test_continuation), cmocka_unit_test(test_config),
   };
   return dpt_test_run(tests);
 }
