@@ -10,11 +10,20 @@ static double dot(size_t n, const double *a, const double *b) {
   return s;
 }
 
-/* phi(a) = f(x + a d): evaluates into xn, fn, gn; *dphi = gn'd. */
+/* phi(a) = f(x + a d): evaluates into xn, fn, gn; *dphi = gn'd. A non-finite value or
+ * gradient (identical on every rank: the objective's values are reduced) gives f = +inf, so
+ * the searches shrink the step instead of failing. */
 static dpt_status phi(dpt_objective *obj, const double *x, const double *d, double a, double *xn, double *fn,
                       double *gn, double *dphi) {
   for (size_t i = 0; i < obj->n; i++) xn[i] = x[i] + a * d[i];
-  DPT_CALL(dpt_objective_eval(obj, xn, fn, gn));
+  const dpt_status st = dpt_objective_eval(obj, xn, fn, gn);
+  if (st == DPT_ERR_NUMERIC) { /* a trial step too long to evaluate: treat as f = +inf */
+    dpt_error_clear();
+    *fn = INFINITY;
+    *dphi = NAN;
+    return DPT_OK;
+  }
+  DPT_CALL(st);
   *dphi = dot(obj->n, gn, d);
   return DPT_OK;
 }

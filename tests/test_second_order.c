@@ -167,6 +167,29 @@ static void test_wolfe_conditions(void **state) {
       }
 }
 
+/* f = x^2 on |x| < 2 and non-finite outside: a trial step past the edge counts as f = +inf
+ * and both searches shrink the step to an acceptable one (no error). */
+static dpt_status walled_eval(void *ctx, const double *x, double *f, double *g) {
+  (void)ctx;
+  *f = fabs(x[0]) < 2.0 ? x[0] * x[0] : INFINITY;
+  if (g) g[0] = 2.0 * x[0];
+  return DPT_OK;
+}
+static void test_nonfinite_trial(void **state) {
+  (void)state;
+  dpt_objective obj = {.n = 1, .eval = walled_eval};
+  const double x[1] = {1.9};
+  double f0, g0[1], d[1], xn[1], fn, gn[1], alpha;
+  bool found;
+  assert_dpt_ok(dpt_objective_eval(&obj, x, &f0, g0));
+  d[0] = -g0[0];
+  assert_dpt_ok(dpt_linesearch_wolfe(&obj, x, f0, g0, d, 10.0, 1e10, 1e-4, 0.9, 50, xn, &fn, gn, &alpha, &found));
+  assert_true(found && isfinite(fn) && fn < f0);
+  assert_dpt_ok(dpt_linesearch_armijo(&obj, x, f0, g0, d, 10.0, 1e-4, 50, xn, &fn, gn, &alpha, &found));
+  assert_true(found && isfinite(fn) && fn < f0);
+  assert_int_equal(dpt_error_code(), DPT_OK);
+}
+
 /* BFGS's inverse-Hessian estimate stays positive definite at every iteration (Cholesky works). */
 typedef struct pd_ctx {
   dpt_so_solver *s;
@@ -343,7 +366,8 @@ int main(void) {
       cmocka_unit_test(test_quadratic_all_methods), cmocka_unit_test(test_rosenbrock_all_methods),
       cmocka_unit_test(test_newton_quadratic_convergence), cmocka_unit_test(test_wolfe_conditions),
       cmocka_unit_test(test_bfgs_positive_definite), cmocka_unit_test(test_saddle),
-      cmocka_unit_test(test_budgets), cmocka_unit_test(test_continuation), cmocka_unit_test(test_config),
+      cmocka_unit_test(test_budgets), cmocka_unit_test(test_continuation),
+      cmocka_unit_test(test_nonfinite_trial), cmocka_unit_test(test_config),
   };
   return dpt_test_run(tests);
 }
