@@ -161,6 +161,7 @@ void dpt_reducer_destroy(dpt_reducer **rp) {
 }
 
 void dpt_reducer_get_stats(const dpt_reducer *r, dpt_reducer_stats *out) { *out = r->stats; }
+const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r) { return &r->opts; }
 size_t dpt_reducer_bucket_elems(const dpt_reducer *r) { return r->bucket_elems; }
 
 /* ---------------------------------------------------------------- step */
@@ -344,16 +345,42 @@ dpt_status dpt_reducer_deposit(dpt_reducer *r, const void *grads, double loss) {
 }
 
 /* value = (w0 * 2^W + w1) * 2^(A - 2W), rounded once to the destination type. The 128-bit
- * integer holds w0 * 2^W + w1 exactly (|w0|, |w1| < 2^62, W <= 62). */
+ * integer V = w0 * 2^W + w1 is exact (|w0|, |w1| < 2^62, W <= 62). V is cut to its top 63
+ * bits with a sticky bit for the rest (so the hardware int64 -> float conversion rounds
+ * exactly as rounding V itself would: 63 >= 53 + 2 bits), then scaled by a power of two. */
 __extension__ typedef __int128 int128;
-static double exact_value_f64(const int64_t *w, int A, int W) {
+__extension__ typedef unsigned __int128 uint128;
+
+static int64_t top63(const int64_t *w, int W, int *shift) {
   int128 v = (int128)w[0] * ((int64_t)1 << W) + w[1];
-  return ldexp((double)v, A - 2 * W);
+  bool neg = v < 0;
+  uint128 a = neg ? -(uint128)v : (uint128)v;
+  uint64_t hi = (uint64_t)(a >> 64);
+  int bits = hi ? 128 - __builtin_clzll(hi) : (uint64_t)a ? 64 - __builtin_clzll((uint64_t)a) : 0;
+  int s = bits > 63 ? bits - 63 : 0;
+  uint64_t mag = (uint64_t)(a >> s) | (uint64_t)((a & (((uint128)1 << s) - 1)) != 0);
+  *shift = s;
+  return neg ? -(int64_t)mag : (int64_t)mag;
+}
+
+static double exact_value_f64(const int64_t *w, int A, int W) {
+  int s;
+  int64_t m = top63(w, W, &s);
+  return ldexp((double)m, s + A - 2 * W); /* exact unless the result is subnormal */
 }
 
 static float exact_value_f32(const int64_t *w, int A, int W) {
-  int128 v = (int128)w[0] * ((int64_t)1 << W) + w[1];
-  return ldexpf((float)v, A - 2 * W);
+  int s;
+  int64_t m = top63(w, W, &s);
+  int e = s + A - 2 * W;
+  double f = (double)(float)m; /* the one rounding, to 24 bits */
+  if (e >= -1022 && e <= 1023) {
+    uint64_t bits = (uint64_t)(1023 + e) << 52;
+    double p;
+    memcpy(&p, &bits, sizeof p);
+    return (float)(f * p); /* exact (power of two) unless the float result is subnormal */
+  }
+  return (float)ldexp(f, e);
 }
 
 static dpt_status exact_finish(dpt_reducer *r, double *loss) {

@@ -67,6 +67,8 @@
 
 #include "dptrain/comm.h"
 #include "dptrain/config.h"
+#include "dptrain/model.h"
+#include "dptrain/timer.h"
 #include "dptrain/types.h"
 
 /* Elements per exact-mode block (one anchor each). Fixed: the anchors must not depend on P. */
@@ -124,6 +126,25 @@ dpt_status dpt_reducer_deposit(dpt_reducer *r, const void *grads, double loss);
  * mode the local loss sum on entry and the global sum on return; in exact mode (ignored on
  * entry) the exact sum of the deposited losses. Applies the non-finite policy (see top). */
 dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip);
+
+/* The training loop's side of one optimizer step (src/reduce_step.c), for both modes:
+ *   dpt_reducer_begin(r, dpt_reducer_terms(r, B));       B = the global batch size setting
+ *   dpt_model_zero_grads(m);
+ *   for each of the parallel.accumulate micro-steps i (every rank, same count):
+ *       loader batch -> dpt_reducer_add_batch(r, m, X, &y, n, 1 / (n_global * accumulate)
+ *                       (or the caller's scale), i == accumulate - 1, &loss, timers);
+ *   dpt_reducer_finish(r, &loss, &skip);                  (time it as comm_wait)
+ * add_batch runs the engine's forward+backward (timed as the "backward" phase): fast mode over
+ * all n rows at once, grads accumulating, with the reducer's ready callback on the last
+ * micro-step; exact mode micro-batch by micro-batch (this rank's rows must start at a
+ * multiple of parallel.micro_batch in the global batch, as dpt_shard_batch gives), zeroing
+ * the gradient buffer before each and depositing it after. *loss accumulates this rank's
+ * loss sum (fast; exact deposits it). X, y are borrowed for the call. */
+int64_t dpt_reducer_terms(const dpt_reducer *r, int64_t batch_global);
+dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, const dpt_targets *y, int64_t n,
+                                 double scale, bool last, double *loss, dpt_timers *timers);
+/* The options the reducer was created with. */
+const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r);
 
 void dpt_reducer_get_stats(const dpt_reducer *r, dpt_reducer_stats *out);
 /* Elements per bucket (fast mode). */

@@ -1,0 +1,36 @@
+/* reduce_step.c — the training loop's side of a data-parallel step: forward+backward over this
+ * rank's rows, feeding the reducer (see reduce.h, dpt_reducer_add_batch). */
+#include "dptrain/reduce.h"
+
+int64_t dpt_reducer_terms(const dpt_reducer *r, int64_t batch_global) {
+  const dpt_reduce_opts *o = dpt_reducer_opts(r);
+  if (o->mode == DPT_REDUCE_FAST) return 0;
+  int64_t per = (batch_global + o->micro_batch - 1) / o->micro_batch;
+  return (per > 0 ? per : 1) * o->accumulate; /* an upper bound: short batches deposit fewer */
+}
+
+dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, const dpt_targets *y, int64_t n,
+                                 double scale, bool last, double *loss, dpt_timers *timers) {
+  const dpt_reduce_opts *o = dpt_reducer_opts(r);
+  if (timers) dpt_timer_start(timers, DPT_PHASE_BACKWARD);
+  dpt_status st = DPT_OK;
+  if (o->mode == DPT_REDUCE_FAST) {
+    st = dpt_model_forward_backward(m, X, y, n, scale, loss, last ? dpt_reducer_ready : NULL, r);
+  } else {
+    size_t es = dpt_dtype_size(dpt_model_dtype(m));
+    size_t in = (size_t)dpt_model_inputs(m), out = (size_t)dpt_model_outputs(m);
+    for (int64_t k = 0; k < n && st == DPT_OK; k += o->micro_batch) {
+      int64_t rows = n - k < o->micro_batch ? n - k : o->micro_batch;
+      dpt_targets yk = {y->labels ? y->labels + k : NULL,
+                        y->values ? (const char *)y->values + (size_t)k * out * es : NULL};
+      double l = 0;
+      st = dpt_model_zero_grads(m);
+      if (st == DPT_OK)
+        st = dpt_model_forward_backward(m, (const char *)X + (size_t)k * in * es, &yk, rows, scale, &l, NULL, NULL);
+      if (st == DPT_OK) st = dpt_reducer_deposit(r, dpt_model_grads(m), l);
+    }
+  }
+  if (timers) dpt_timer_stop(timers, DPT_PHASE_BACKWARD);
+  if (st != DPT_OK) dpt_error_push(__FILE__, __LINE__, __func__);
+  return st;
+}

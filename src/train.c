@@ -1,0 +1,307 @@
+/* train.c — the training loop (see train.h). */
+#include "dptrain/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dptrain/dataset.h"
+#include "dptrain/metrics.h"
+#include "dptrain/model.h"
+#include "dptrain/optim.h"
+#include "dptrain/trace.h"
+#include "dptrain/types.h"
+
+/* The run plan: [train] and [run] keys, checked before any work. */
+typedef struct plan {
+  int64_t epochs, batch, log_every, threads;
+  uint64_t seed;
+  dpt_dtype dtype;
+  bool quiet, print_params;
+  int64_t progress;   /* -1 auto (bar on a terminal), 0 off, 1 on */
+  double progress_every;
+  const char *train_path, *val_path, *trace_path, *metrics_path;
+} plan;
+
+static dpt_status read_plan(dpt_config *cfg, plan *p) {
+  memset(p, 0, sizeof *p);
+  int64_t seed;
+  const char *dtype;
+  DPT_CALL(dpt_config_get_string(cfg, "data.train", NULL, &p->train_path));
+  DPT_CHECK(p->train_path, DPT_ERR_INPUT, "data.train: a training dataset (HDF5 file) is required");
+  DPT_CALL(dpt_config_get_string(cfg, "data.val", NULL, &p->val_path));
+  DPT_CALL(dpt_config_get_int(cfg, "train.epochs", 10, 1, INT64_C(1) << 40, &p->epochs));
+  DPT_CALL(dpt_config_get_int(cfg, "train.batch", 32, 0, INT64_C(1) << 40, &p->batch));
+  DPT_CALL(dpt_config_get_int(cfg, "train.seed", 1, 0, INT64_MAX, &seed));
+  p->seed = (uint64_t)seed;
+  DPT_CALL(dpt_config_get_string(cfg, "train.dtype", "f32", &dtype));
+  DPT_CALL(dpt_dtype_parse(dtype, "train.dtype", &p->dtype));
+  DPT_CALL(dpt_config_get_int(cfg, "train.log_every", 0, 0, INT64_C(1) << 40, &p->log_every));
+  if (p->log_every == 0) p->log_every = p->epochs > 10 ? p->epochs / 10 : 1;
+  DPT_CALL(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &p->threads));
+  DPT_CALL(dpt_config_get_bool(cfg, "run.quiet", false, &p->quiet));
+  DPT_CALL(dpt_config_get_bool(cfg, "run.print_params", false, &p->print_params));
+  DPT_CALL(dpt_config_get_string(cfg, "run.trace", NULL, &p->trace_path));
+  DPT_CALL(dpt_config_get_string(cfg, "run.metrics", NULL, &p->metrics_path));
+  DPT_CALL(dpt_config_get_int(cfg, "run.progress", -1, -1, 1, &p->progress));
+  DPT_CALL(dpt_config_get_double(cfg, "run.progress_every", 30.0, 0.0, 1e9, DPT_RANGE_OPEN_LO, &p->progress_every));
+  return DPT_OK;
+}
+
+/* This rank's contiguous share of the validation set, read once. */
+typedef struct val_shard {
+  int64_t n, n_global, k;
+  void *X, *values;   /* owned */
+  int32_t *labels;    /* owned */
+  double sst;         /* regression: sum over rows and outputs of (y - mean)^2, global */
+} val_shard;
+
+static void val_free(val_shard *v) {
+  dpt_free(&v->X);
+  dpt_free(&v->values);
+  dpt_free(&v->labels);
+}
+
+static dpt_status val_load(const dpt_comm *c, dpt_dataset *ds, dpt_dtype dtype, val_shard *v) {
+  dpt_status st = DPT_OK;
+  int64_t begin, *rows = NULL;
+  int64_t d = dpt_dataset_features(ds);
+  bool regression = dpt_dataset_task(ds) == DPT_TASK_REGRESSION;
+  v->n_global = dpt_dataset_rows(ds);
+  v->k = dpt_dataset_outputs(ds);
+  dpt_shard_range(v->n_global, c->size, c->rank, &begin, &v->n);
+  size_t es = dpt_dtype_size(dtype);
+  st = dpt_alloc((size_t)v->n, sizeof *rows, "validation row ids", &rows);
+  if (st == DPT_OK) st = dpt_alloc((size_t)(v->n * d), es, "validation X", &v->X);
+  if (st == DPT_OK && regression) st = dpt_alloc((size_t)(v->n * v->k), es, "validation y", &v->values);
+  if (st == DPT_OK && !regression) st = dpt_alloc((size_t)v->n, sizeof(int32_t), "validation labels", &v->labels);
+  for (int64_t i = 0; st == DPT_OK && i < v->n; ++i) rows[i] = begin + i;
+  DPT_TRY(dpt_comm_agree(c, st));
+  DPT_TRY(dpt_dataset_read_rows(ds, rows, v->n, dtype, v->X, v->labels, v->values));
+  if (regression) {
+    /* SST for R²: global sums of y and y² per output, in double. */
+    double sums[2] = {0, 0};
+    int64_t m = v->n * v->k;
+    for (int64_t i = 0; i < m; ++i) {
+      double y = dtype == DPT_F64 ? ((double *)v->values)[i] : ((float *)v->values)[i];
+      sums[0] += y;
+      sums[1] += y * y;
+    }
+    DPT_TRY_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
+                  "validation: MPI_Allreduce failed");
+    double total = (double)(v->n_global * v->k);
+    v->sst = total > 0 ? sums[1] - sums[0] * sums[0] / total : 0.0;
+  }
+done:
+  dpt_free(&rows);
+  return st;
+}
+
+/* Loss and accuracy (classification) or R² (regression) over the whole validation set:
+ * every sample counted once, sums reduced over ranks. */
+static dpt_status val_evaluate(const dpt_comm *c, dpt_model *m, const val_shard *v, bool regression, double *loss,
+                               double *metric) {
+  dpt_targets y = {v->labels, v->values};
+  double local[2] = {0, 0};
+  int64_t correct = 0;
+  dpt_status st = dpt_model_evaluate(m, v->X, &y, v->n, 1.0 / (double)v->n_global, &local[0], regression ? NULL : &correct, NULL);
+  DPT_CALL(dpt_comm_agree(c, st));
+  local[1] = (double)correct;
+  DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, local, 2, MPI_DOUBLE, MPI_SUM, c->comm));
+  *loss = local[0];
+  if (regression) /* ℓ2 loss is the mean over rows of the summed squared error: SSE = loss·N */
+    *metric = v->sst > 0 ? 1.0 - local[0] * (double)v->n_global / v->sst : NAN;
+  else
+    *metric = local[1] / (double)v->n_global;
+  return DPT_OK;
+}
+
+static void print_params(dpt_model *m, dpt_dtype dtype) {
+  const void *params = dpt_model_params(m);
+  for (int t = 0; t < dpt_model_num_tensors(m); ++t) {
+    dpt_param_info info;
+    dpt_model_tensor_info(m, t, &info);
+    printf("param %s =", info.name);
+    size_t shown = info.count < 16 ? info.count : 16;
+    for (size_t i = 0; i < shown; ++i) {
+      size_t j = info.offset + i;
+      printf(" %.6f", dtype == DPT_F64 ? ((const double *)params)[j] : (double)((const float *)params)[j]);
+    }
+    printf("%s\n", shown < info.count ? " ..." : "");
+  }
+}
+
+/* Phases of a step, timed on every rank and reported per epoch as max and mean over ranks. */
+enum { PH_DATA, PH_FWDBWD, PH_COMM, PH_OPTIM, PH_COUNT };
+static const char *const phase_names[PH_COUNT] = {"data", "forward_backward", "comm_wait", "optimizer"};
+
+/* Local status -> agreed status; leaves on failure. */
+#define AGREE(expr)                        \
+  do {                                     \
+    st = dpt_comm_agree(c, (expr));        \
+    if (st != DPT_OK) goto done;           \
+  } while (0)
+
+dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *res, double **params_out,
+                         size_t *n_params) {
+  dpt_status st = DPT_OK;
+  plan p;
+  dpt_dataset *train = NULL, *val = NULL;
+  dpt_model *m = NULL;
+  dpt_optim *o = NULL;
+  dpt_schedule *sched = NULL;
+  dpt_loader *loader = NULL;
+  dpt_trace *trace = NULL;
+  dpt_metrics *metrics = NULL;
+  val_shard vs;
+  memset(&vs, 0, sizeof vs);
+  memset(res, 0, sizeof *res);
+  res->val_loss = res->val_metric = NAN;
+  if (params_out) *params_out = NULL;
+
+  AGREE(read_plan(cfg, &p));
+  int threads = 1;
+  AGREE(dpt_comm_set_blas_threads(c, (int)p.threads, &threads));
+  AGREE(dpt_dataset_open(c, p.train_path, "train", &train));
+  /* validation: data.val, else the /X_val, /y_val split of the training file */
+  if (p.val_path || dpt_dataset_has_val(train))
+    AGREE(dpt_dataset_open(c, p.val_path ? p.val_path : p.train_path, "val", &val));
+  dpt_task task = dpt_dataset_task(train);
+  bool regression = task == DPT_TASK_REGRESSION;
+  AGREE(dpt_model_create(cfg, p.dtype, dpt_dataset_features(train), dpt_dataset_outputs(train), task, &m));
+  size_t n = dpt_model_num_params(m);
+  AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
+  AGREE(dpt_schedule_create(cfg, &sched));
+  AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  AGREE(dpt_config_check_unused(cfg));
+  AGREE(dpt_trace_create(p.trace_path, 0, &trace));
+  AGREE(dpt_metrics_create(p.metrics_path, c->rank == 0, p.quiet ? 0 : (int)p.progress, p.progress_every, &metrics));
+  if (c->rank == 0 && !p.quiet) {
+    printf("# dptrain train: %d rank(s), %d BLAS thread(s) per rank, %zu parameters, dtype %s\n", c->size, threads,
+           n, dpt_dtype_name(p.dtype));
+    printf("# resolved config\n");
+    dpt_config_print(cfg, stdout);
+    printf("\n");
+    fflush(stdout);
+  }
+
+  /* Identical start: rank 0 initializes, everyone receives its bytes. */
+  void *params = dpt_model_params(m), *grads = dpt_model_grads(m);
+  int count;
+  MPI_Datatype mpi_t = p.dtype == DPT_F64 ? MPI_DOUBLE : MPI_FLOAT;
+  AGREE(c->rank == 0 ? dpt_model_init_params(m, p.seed) : DPT_OK);
+  AGREE(dpt_cast_int((int64_t)n, "number of parameters", &count));
+  AGREE(MPI_Bcast(params, count, mpi_t, 0, c->comm) == MPI_SUCCESS
+            ? DPT_OK
+            : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
+  if (val) AGREE(val_load(c, val, p.dtype, &vs));
+
+  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
+  double t0 = MPI_Wtime();
+  for (int64_t epoch = 0; epoch < p.epochs; ++epoch) {
+    double epoch_loss = 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
+    int64_t epoch_rows = 0;
+    for (int64_t step = 0; step < steps; ++step, ++global_step) {
+      double ta = MPI_Wtime();
+      dpt_schedule_apply(sched, o, global_step, epoch);
+      AGREE(dpt_optim_prepare(o, params));
+      AGREE(dpt_model_zero_grads(m));
+      dpt_batch b;
+      AGREE(dpt_loader_batch(loader, epoch, step, &b));
+      double tb = MPI_Wtime(), loss = 0.0;
+      AGREE(dpt_model_forward_backward(m, b.X, &b.y, b.n, 1.0 / (double)b.n_global, &loss, NULL, NULL));
+      double tc = MPI_Wtime();
+      /* Gradients and loss are sums of per-rank parts already scaled by 1/n_global. */
+      AGREE(MPI_Allreduce(MPI_IN_PLACE, grads, count, mpi_t, MPI_SUM, c->comm) == MPI_SUCCESS &&
+                    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, c->comm) == MPI_SUCCESS
+                ? DPT_OK
+                : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "gradient MPI_Allreduce failed"));
+      double td = MPI_Wtime();
+      /* The reduced loss is identical on every rank, so this branch is too. */
+      AGREE(isfinite(loss) ? DPT_OK
+                           : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                                           "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
+                                           (long long)epoch, (long long)step, loss));
+      AGREE(dpt_optim_step(o, params, grads));
+      double te = MPI_Wtime();
+      ph[PH_DATA] += tb - ta;
+      ph[PH_FWDBWD] += tc - tb;
+      ph[PH_COMM] += td - tc;
+      ph[PH_OPTIM] += te - td;
+      dpt_trace_event(trace, "step", "step", DPT_TRACE_PHASES, ta, te, global_step);
+      dpt_trace_event(trace, "data", "data", DPT_TRACE_PHASES, ta, tb, b.n);
+      dpt_trace_event(trace, "forward_backward", "compute", DPT_TRACE_PHASES, tb, tc, b.n);
+      dpt_trace_event(trace, "allreduce", "comm", DPT_TRACE_COMM, tc, td, (int64_t)n);
+      dpt_trace_event(trace, "optimizer", "compute", DPT_TRACE_PHASES, td, te, -1);
+      epoch_loss += loss * (double)b.n_global;
+      epoch_rows += b.n_global;
+      double now = MPI_Wtime(), rate = (double)epoch_rows / (now - t_epoch);
+      double eta = (now - t0) / (double)(global_step + 1) * (double)(p.epochs * steps - global_step - 1);
+      dpt_metrics_progress(metrics, now, epoch, p.epochs, step, steps, loss, rate, eta);
+    }
+    res->train_loss = epoch_rows ? epoch_loss / (double)epoch_rows : NAN;
+    res->epochs = epoch + 1;
+    res->steps = global_step;
+    double epoch_s = MPI_Wtime() - t_epoch, monitored = res->train_loss;
+    if (val) {
+      AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+      monitored = res->val_loss;
+    }
+    dpt_schedule_end_epoch(sched, epoch, monitored);
+    /* phase times: max and mean over ranks (a synchronous step waits for the slowest) */
+    double ph_max[PH_COUNT], ph_sum[PH_COUNT];
+    AGREE(MPI_Allreduce(ph, ph_max, PH_COUNT, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS &&
+                  MPI_Allreduce(ph, ph_sum, PH_COUNT, MPI_DOUBLE, MPI_SUM, c->comm) == MPI_SUCCESS
+              ? DPT_OK
+              : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "phase timer reduction failed"));
+    double rate = epoch_s > 0 ? (double)epoch_rows / epoch_s : 0.0;
+    {
+      const char *names[7 + 2 * PH_COUNT] = {"epoch", "steps", "train_loss", "val_loss", regression ? "val_r2" : "val_acc",
+                                             "lr", "samples_per_s"};
+      double values[7 + 2 * PH_COUNT] = {(double)epoch + 1, (double)global_step, res->train_loss, res->val_loss,
+                                         res->val_metric, dpt_optim_lr(o), rate};
+      static char colnames[2 * PH_COUNT][48];
+      for (int k = 0; k < PH_COUNT; ++k) {
+        snprintf(colnames[2 * k], sizeof colnames[0], "%s_s_max", phase_names[k]);
+        snprintf(colnames[2 * k + 1], sizeof colnames[0], "%s_s_mean", phase_names[k]);
+        names[7 + 2 * k] = colnames[2 * k];
+        names[8 + 2 * k] = colnames[2 * k + 1];
+        values[7 + 2 * k] = ph_max[k];
+        values[8 + 2 * k] = ph_sum[k] / c->size;
+      }
+      AGREE(dpt_metrics_row(metrics, 7 + 2 * PH_COUNT, names, values));
+    }
+    bool last = epoch + 1 == p.epochs;
+    if (c->rank == 0 && !p.quiet && ((epoch + 1) % p.log_every == 0 || last)) {
+      dpt_metrics_progress_end(metrics);
+      printf("epoch %lld/%lld  loss %.6g", (long long)epoch + 1, (long long)p.epochs, res->train_loss);
+      if (val)
+        printf("  val_loss %.6g  val_%s %.4f", res->val_loss, regression ? "r2" : "acc", res->val_metric);
+      printf("  lr %.4g  %.0f samples/s\n", dpt_optim_lr(o), rate);
+      fflush(stdout);
+    }
+  }
+  res->seconds = MPI_Wtime() - t0;
+  dpt_metrics_progress_end(metrics);
+  AGREE(dpt_trace_write(c, trace));
+  if (c->rank == 0 && p.print_params) print_params(m, p.dtype);
+  if (params_out) {
+    AGREE(dpt_alloc(n, sizeof(double), "parameter copy", params_out));
+    for (size_t i = 0; i < n; ++i)
+      (*params_out)[i] = p.dtype == DPT_F64 ? ((double *)params)[i] : (double)((float *)params)[i];
+    *n_params = n;
+  }
+
+done:
+  val_free(&vs);
+  dpt_metrics_destroy(&metrics);
+  dpt_trace_destroy(&trace);
+  dpt_loader_destroy(&loader);
+  dpt_schedule_destroy(&sched);
+  dpt_optim_destroy(&o);
+  dpt_model_destroy(&m);
+  dpt_dataset_close(&val);
+  dpt_dataset_close(&train);
+  if (st != DPT_OK && params_out) dpt_free(params_out);
+  return st;
+}

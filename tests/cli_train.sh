@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# cli_train.sh — `dptrain train` as users run it: the seed example on 1, 2 and 3 ranks gives
+# the same parameters (1e-6 relative), and bad input exits non-zero on every rank with a
+# one-line error naming the file or key, within a time limit (no hang).
+# dpt-test: timeout=240
+set -u
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+bin=$(dirname "$DPTRAIN")
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+
+"$bin/dpt-generate" seed "$dir/seed.h5" || exit 1
+sed "s#data/seed.h5#$dir/seed.h5#" "$DPT_SOURCE_DIR/data/seed.ini" > "$dir/seed.ini"
+for np in 1 2 3; do
+  timeout 120 $MPIEXEC -n $np "$DPTRAIN" train "$dir/seed.ini" --run.print_params=true > "$dir/out$np.txt" 2>&1
+  check "seed example at $np ranks exits 0" "[ $? = 0 ]"
+done
+# parameters equal to 1e-6 relative across rank counts
+p1=$(grep '^param' "$dir/out1.txt")
+for np in 2 3; do
+  pn=$(grep '^param' "$dir/out$np.txt")
+  check "params at $np ranks equal those at 1 rank" \
+    "paste <(echo \"\$p1\" | awk '{print \$4}') <(echo \"\$pn\" | awk '{print \$4}') | awk '{d=\$1-\$2; if (d<0) d=-d; a=\$1<0?-\$1:\$1; if (d > 1e-6*a) exit 1}'"
+done
+check "seed example within 0.05 of (2, 3)" \
+  "awk '/^param layer_0\\/b/ {b=\$4} /^param layer_0\\/W/ {w=\$4} END {exit !(b>1.95 && b<2.05 && w>2.95 && w<3.05)}' $dir/out1.txt"
+
+# bad input: non-zero exit, one error line naming the culprit, no hang
+expect_error() { # name, pattern, command...
+  local name=$1 pat=$2; shift 2
+  timeout 60 "$@" > "$dir/err.txt" 2>&1
+  local rc=$?
+  check "$name: non-zero exit (rc $rc, not a timeout)" "[ $rc != 0 ] && [ $rc != 124 ]"
+  check "$name: one error line naming '$pat'" "[ \$(grep -c '^dptrain: error:' $dir/err.txt) = 1 ] && grep -q -- '$pat' $dir/err.txt"
+}
+expect_error "missing config" "nope.ini" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/nope.ini"
+expect_error "missing dataset" "missing.h5" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --data.train="$dir/missing.h5"
+echo "not hdf5" > "$dir/text.h5"
+expect_error "not HDF5" "text.h5" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --data.train="$dir/text.h5"
+expect_error "unknown key" "optimizer.lrr" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --optimizer.lrr=1
+expect_error "out-of-range value" "train.epochs" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --epochs=-3
+expect_error "unknown flag" "--frobnicate" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --frobnicate
+exit $fail
