@@ -65,6 +65,8 @@ static dpt_status put_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state *
   DPT_CALL(dpt_ckpt_put_int(f, "train/step_in_epoch", s->step_in_epoch));
   DPT_CALL(dpt_ckpt_put_int(f, "train/global_step", s->global_step));
   DPT_CALL(dpt_ckpt_put_int(f, "train/ranks", c->size));
+  DPT_CALL(dpt_ckpt_put_double(f, "train/epoch_loss_sum", s->epoch_loss_sum));
+  DPT_CALL(dpt_ckpt_put_int(f, "train/epoch_rows", s->epoch_rows));
   if (s->history && s->history_rows > 0 && s->history_cols > 0) {
     int64_t shape[2] = {s->history_rows, s->history_cols};
     DPT_CALL(dpt_ckpt_put_tensor(f, "train/history", DPT_F64, 2, shape, s->history));
@@ -142,6 +144,8 @@ static dpt_status load_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state 
   DPT_CALL(dpt_ckpt_get_int(f, "train/step_in_epoch", &s->step_in_epoch));
   DPT_CALL(dpt_ckpt_get_int(f, "train/global_step", &s->global_step));
   s->seed = (uint64_t)seed;
+  DPT_CALL(dpt_ckpt_get_double(f, "train/epoch_loss_sum", &s->epoch_loss_sum));
+  DPT_CALL(dpt_ckpt_get_int(f, "train/epoch_rows", &s->epoch_rows));
   DPT_CHECK(s->epoch >= 0 && s->step_in_epoch >= 0 && s->global_step >= 0, DPT_ERR_FORMAT,
             "%s: train/epoch %lld, step_in_epoch %lld, global_step %lld: expected values >= 0", path,
             (long long)s->epoch, (long long)s->step_in_epoch, (long long)s->global_step);
@@ -179,4 +183,19 @@ dpt_status dpt_checkpoint_load(const dpt_comm *c, const char *path, dpt_train_st
   st = dpt_comm_agree(c, st);
   if (st != DPT_OK) dpt_error_push(__FILE__, __LINE__, __func__);
   return st;
+}
+
+dpt_status dpt_checkpoint_read_config(dpt_config *cfg, dpt_checkpoint_plan *p) {
+  memset(p, 0, sizeof *p);
+  bool dir_given = dpt_config_has(cfg, "checkpoint.dir");
+  DPT_CALL(dpt_config_get_int(cfg, "checkpoint.every", 0, 0, 99999999, &p->every));
+  DPT_CALL(dpt_config_get_string(cfg, "checkpoint.dir", "checkpoints", &p->dir));
+  DPT_CALL(dpt_config_get_int(cfg, "checkpoint.keep", 3, 0, 1000000, &p->keep));
+  DPT_CALL(dpt_config_get_string(cfg, "checkpoint.resume", NULL, &p->resume));
+  DPT_CALL(dpt_config_get_string(cfg, "checkpoint.model_out", NULL, &p->model_out));
+  DPT_CHECK(p->dir[0] != '\0', DPT_ERR_INPUT, "checkpoint.dir: expected a directory, got an empty value");
+  DPT_CHECK(!p->resume || p->resume[0] != '\0', DPT_ERR_INPUT,
+            "checkpoint.resume: expected a checkpoint file or 'latest', got an empty value");
+  p->enabled = p->every > 0 || dir_given;
+  return DPT_OK;
 }

@@ -197,6 +197,8 @@ typedef struct dpt_train_state {
   int64_t epoch;             /* epoch to continue in (0-based) */
   int64_t step_in_epoch;     /* next step within that epoch */
   int64_t global_step;       /* optimizer steps taken so far */
+  double epoch_loss_sum;     /* training loss summed over the rows of this epoch's steps so far */
+  int64_t epoch_rows;        /* rows those steps covered */
   /* Metrics history, one row per finished epoch: [history_rows, history_cols] doubles with
    * comma-separated column names history_names ("epoch,train_loss,..."). history is owned
    * by whoever holds the state (allocated with dpt_alloc, freed with dpt_free); load frees
@@ -206,6 +208,17 @@ typedef struct dpt_train_state {
   int history_cols;
   char history_names[512];
 } dpt_train_state;
+
+/* The [checkpoint] keys: every (steps; 0 = only at the end when dir is given), dir
+ * (default "checkpoints"), keep (0 = all; default 3), resume (FILE or latest; NULL =
+ * fresh start), model_out (a model file written at the end; NULL = none). enabled: every > 0
+ * or dir given. Strings are borrowed from cfg. */
+typedef struct dpt_checkpoint_plan {
+  int64_t every, keep;
+  const char *dir, *resume, *model_out;
+  bool enabled;
+} dpt_checkpoint_plan;
+dpt_status dpt_checkpoint_read_config(dpt_config *cfg, dpt_checkpoint_plan *p);
 
 /* Writes <dir>/ckpt-<global_step>.h5 (atomic; creates dir), then keeps the newest keep
  * checkpoints (keep <= 0: all). path (may be NULL) gets the file written. */
