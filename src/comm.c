@@ -41,7 +41,7 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
   memset(&pkt, 0, sizeof pkt);
   if (c->rank == first) {
     pkt.code = (int)local;
-    if (c->size > 1)
+    if (c->size > 1 && strncmp(dpt_error_message(), "rank ", 5) != 0) /* not again when already agreed */
       snprintf(pkt.msg, sizeof pkt.msg, "rank %d: %s", first, dpt_error_message());
     else
       snprintf(pkt.msg, sizeof pkt.msg, "%s", dpt_error_message());
