@@ -100,4 +100,16 @@ run 2 --checkpoint.dir="$dir/full" --checkpoint.resume="$dir/full/ckpt-00000030.
 rc=$?
 check "dtype: non-zero exit (rc $rc)" "[ $rc = 1 ]"
 check "dtype: says what differs" "grep -q 'dtype differs: the checkpoint is f32, this run uses f64' $dir/g.txt"
+# 7. a real SIGUSR1 sent to mpiexec (which forwards it to every rank) during a run far too
+# long to finish first; sent once the first checkpoint exists (the handlers are installed)
+"$bin/dpt-generate" spiral "$dir/big.h5" --rows 3000 > /dev/null
+timeout 120 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/sp.ini" --data.train="$dir/big.h5" --train.epochs=100000 \
+  --run.quiet=true --checkpoint.dir="$dir/h" --checkpoint.every=50 > "$dir/h.txt" 2>&1 &
+launcher=$!
+for _ in $(seq 600); do [ -f "$dir/h/ckpt-00000050.h5" ] && break; sleep 0.1; done
+kill -USR1 "$(pgrep -P $launcher | head -1)" # mpiexec, the child of timeout
+wait $launcher
+rc=$?
+check "real SIGUSR1 via mpiexec: exit 75 (rc $rc)" "[ $rc = 75 ]"
+check "real SIGUSR1 via mpiexec: checkpoint written" "grep -q 'checkpoint written: $dir/h/ckpt-' $dir/h.txt"
 exit $fail
