@@ -9,6 +9,7 @@
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/rbf.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -155,6 +156,8 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   dpt_metrics *metrics = NULL;
   val_shard vs;
   memset(&vs, 0, sizeof vs);
+  dpt_rbf_fit_info rbf;
+  memset(&rbf, 0, sizeof rbf);
   memset(res, 0, sizeof *res);
   res->val_loss = res->val_metric = NAN;
   if (params_out) *params_out = NULL;
@@ -195,6 +198,13 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
             ? DPT_OK
             : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
+  /* RBF networks (rbf.h): place layer.0's centers and widths on the training rows and fit the
+   * output weights (steps 1-2 of 2-step and 3-step learning); 2-step keeps them fixed below. */
+  AGREE(dpt_rbf_fit_dataset(c, m, cfg, train, p.seed, &rbf));
+  if (rbf.has_rbf && c->rank == 0 && !p.quiet)
+    printf("# rbf: %s learning, centers and widths placed, output weights by %s: train_loss %.6g\n",
+           rbf.learn == DPT_RBF_LEARN_2STEP ? "2-step" : "3-step",
+           rbf.closed_form ? "least squares" : "gradient descent", rbf.loss);
 
   int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
   double t0 = MPI_Wtime();
@@ -222,7 +232,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
                            : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                            "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
                                            (long long)epoch, (long long)step, loss));
+      dpt_rbf_hold_grads(&rbf, p.dtype, grads);
       AGREE(dpt_optim_step(o, params, grads));
+      dpt_rbf_hold_params(&rbf, p.dtype, params);
       double te = MPI_Wtime();
       ph[PH_DATA] += tb - ta;
       ph[PH_FWDBWD] += tc - tb;
@@ -293,6 +305,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
 
 done:
+  dpt_rbf_fit_info_free(&rbf);
   val_free(&vs);
   dpt_metrics_destroy(&metrics);
   dpt_trace_destroy(&trace);
