@@ -30,6 +30,7 @@ struct dpt_model {
   void *params, *grads; /* owned, [n_params] */
   dpt_graph *g;         /* owned; built for g->capacity rows */
   int input_node, logits_node, loss_node;
+  dpt_targets chunk_y; /* targets of the rows in the current pass (views of the caller's) */
 };
 
 static const char *const init_names[] = {"he", "xavier", "normal", NULL};
@@ -59,7 +60,14 @@ static dpt_status read_model_keys(dpt_model *m, dpt_config *cfg, int64_t *widths
             "model.loss: expected %s for output %s, got %s", dpt_loss_names[dpt_loss_for_output(m->output)],
             dpt_output_names[o], dpt_loss_names[l]);
   m->loss = (dpt_loss_kind)l;
-  DPT_CALL(dpt_config_get_choice(cfg, "model.init", init_names, relu_family(act) ? "he" : "xavier", &init));
+  /* model.init is shared with the checkpoint module: a scheme name here, anything else is a
+   * model file to load weights from (`train --init FILE`), which that module reads after
+   * dpt_model_init_params; the draws then use the default scheme. */
+  const char *init_value;
+  DPT_CALL(dpt_config_get_string(cfg, "model.init", NULL, &init_value));
+  init = relu_family(act) ? DPT_INIT_HE : DPT_INIT_XAVIER;
+  for (int i = 0; init_value && init_names[i]; ++i)
+    if (!strcmp(init_value, init_names[i])) init = i;
   d->init = init;
   d->init_std = 0.01;
   if (init == DPT_INIT_NORMAL)
@@ -223,55 +231,86 @@ static dpt_status build(dpt_model *m, int64_t capacity) {
   return DPT_OK;
 }
 
-/* Prepares the graph for n rows: rebuilds only when n exceeds its capacity. */
-static dpt_status prepare(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale) {
-  DPT_CHECK(n >= 0, DPT_ERR_INPUT, "model: expected a row count >= 0, got %lld", (long long)n);
-  DPT_CHECK(n == 0 || X, DPT_ERR_INPUT, "model: %lld rows but no input matrix", (long long)n);
+/* Rows per pass: larger batches are processed in chunks of this many rows (the results are
+ * sums over rows, so they add up), which bounds the graph's memory for full-batch methods. */
+enum { CHUNK = 4096 };
+
+/* Prepares the graph for rows [off, off + n) of X and y: rebuilds only when n exceeds its
+ * capacity. */
+static dpt_status prepare(dpt_model *m, const void *X, const dpt_targets *y, int64_t off, int64_t n, double scale) {
   if (!m->g || n > m->g->capacity) DPT_CALL(build(m, n));
   DPT_CALL(dpt_graph_set_rows(m->g, n));
-  dpt_graph_bind_input(m->g, m->input_node, X);
+  size_t es = dpt_dtype_size(m->dtype);
+  dpt_graph_bind_input(m->g, m->input_node, n ? (const char *)X + (size_t)(off * m->n_in) * es : NULL);
+  m->chunk_y.labels = y && y->labels && n ? y->labels + off : NULL;
+  m->chunk_y.values = y && y->values && n ? (const char *)y->values + (size_t)(off * m->n_out) * es : NULL;
   m->g->run.scale = scale;
-  m->g->run.y = y;
+  m->g->run.y = &m->chunk_y;
   m->g->run.want_d2 = false;
+  m->g->run.row0 = off;
   return DPT_OK;
 }
 
+static dpt_status check_rows(const void *X, int64_t n) {
+  DPT_CHECK(n >= 0, DPT_ERR_INPUT, "model: expected a row count >= 0, got %lld", (long long)n);
+  DPT_CHECK(n == 0 || X, DPT_ERR_INPUT, "model: %lld rows but no input matrix", (long long)n);
+  return DPT_OK;
+}
+
+/* The chunks of n rows: [off, off + len); at least one (empty) chunk for n = 0. */
+#define FOR_CHUNKS(n, off, len) \
+  for (int64_t off = 0, len = (n) < CHUNK ? (n) : CHUNK; off == 0 || off < (n); off += CHUNK, len = (n) - off < CHUNK ? (n) - off : CHUNK)
+
 dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                                       double *loss, dpt_grad_ready_fn ready, void *ctx) {
-  DPT_CALL(prepare(m, X, y, n, scale));
-  dpt_graph_bind_flat(m->g, m->params, m->grads, NULL, NULL);
-  DPT_CALL(dpt_graph_forward(m->g));
-  DPT_CALL(dpt_graph_backward(m->g, ready, ctx));
-  if (loss) *loss += m->g->nodes[m->loss_node].loss;
+  DPT_CALL(check_rows(X, n));
+  FOR_CHUNKS(n, off, len) {
+    DPT_CALL(prepare(m, X, y, off, len, scale));
+    dpt_graph_bind_flat(m->g, m->params, m->grads, NULL, NULL);
+    DPT_CALL(dpt_graph_forward(m->g));
+    /* only the last chunk's backward pass finalizes the gradients */
+    DPT_CALL(dpt_graph_backward(m->g, off + len >= n ? ready : NULL, ctx));
+    if (loss) *loss += m->g->nodes[m->loss_node].loss;
+  }
   return DPT_OK;
 }
 
 dpt_status dpt_model_evaluate(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                               double *loss, int64_t *correct, void *out) {
-  DPT_CALL(prepare(m, X, y, n, scale));
-  dpt_graph_bind_flat(m->g, m->params, NULL, NULL, NULL);
-  DPT_CALL(dpt_graph_forward_until(m->g, loss ? m->loss_node : m->logits_node));
-  const void *z = m->g->nodes[m->logits_node].value;
-  if (loss) *loss += m->g->nodes[m->loss_node].loss;
-  if (correct) *correct += dpt_output_correct(m->output, m->dtype, n, m->n_out, z, y ? y->labels : NULL);
-  if (out) dpt_output_apply(m->output, m->dtype, n, m->n_out, z, out);
+  DPT_CALL(check_rows(X, n));
+  size_t es = dpt_dtype_size(m->dtype);
+  FOR_CHUNKS(n, off, len) {
+    DPT_CALL(prepare(m, X, y, off, len, scale));
+    dpt_graph_bind_flat(m->g, m->params, NULL, NULL, NULL);
+    DPT_CALL(dpt_graph_forward_until(m->g, loss ? m->loss_node : m->logits_node));
+    const void *z = m->g->nodes[m->logits_node].value;
+    if (loss) *loss += m->g->nodes[m->loss_node].loss;
+    if (correct) *correct += dpt_output_correct(m->output, m->dtype, len, m->n_out, z, m->chunk_y.labels);
+    if (out) dpt_output_apply(m->output, m->dtype, len, m->n_out, z, (char *)out + (size_t)(off * m->n_out) * es);
+  }
   return DPT_OK;
 }
 
 dpt_status dpt_model_jvp(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale, const void *v,
                          double *dloss) {
-  DPT_CALL(prepare(m, X, y, n, scale));
-  dpt_graph_bind_flat(m->g, m->params, NULL, v, NULL);
-  DPT_CALL(dpt_graph_forward(m->g));
-  DPT_CALL(dpt_graph_jvp(m->g));
-  *dloss += m->g->nodes[m->loss_node].loss_tangent;
+  DPT_CALL(check_rows(X, n));
+  FOR_CHUNKS(n, off, len) {
+    DPT_CALL(prepare(m, X, y, off, len, scale));
+    dpt_graph_bind_flat(m->g, m->params, NULL, v, NULL);
+    DPT_CALL(dpt_graph_forward(m->g));
+    DPT_CALL(dpt_graph_jvp(m->g));
+    *dloss += m->g->nodes[m->loss_node].loss_tangent;
+  }
   return DPT_OK;
 }
 
 dpt_status dpt_model_hvp(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale, const void *v,
                          void *hv) {
-  DPT_CALL(prepare(m, X, y, n, scale));
-  dpt_graph_bind_flat(m->g, m->params, NULL, v, hv);
-  DPT_CALL(dpt_graph_hvp(m->g));
+  DPT_CALL(check_rows(X, n));
+  FOR_CHUNKS(n, off, len) {
+    DPT_CALL(prepare(m, X, y, off, len, scale));
+    dpt_graph_bind_flat(m->g, m->params, NULL, v, hv);
+    DPT_CALL(dpt_graph_hvp(m->g));
+  }
   return DPT_OK;
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# cli_gradcheck.sh — `dptrain gradcheck`: passes on correct models (every tensor listed),
+# cli_gradcheck.sh — `dptrain gradcheck`: passes on correct models (every tensor listed) at
+# random inputs and on the first rows of a dataset,
 # fails (exit 1, one-line error naming the tensor) when the tolerance cannot be met, and
 # refuses invalid model configs with the key named, on 1 and 2 ranks.
 set -u
@@ -34,6 +35,19 @@ for task in regression binary multiclass; do
   done
 done
 out=$("$DPTRAIN" gradcheck "$tmp/maxout.ini" --random --rows 6 --seed 3 2>&1) || fail "maxout: $out"
+
+# 1b. the first rows of a dataset (data.train), from a training config: other modules' keys
+#     ([train], [optimizer], [data] shuffle) are ignored, the model's are checked
+GEN=${DPT_BINARY_DIR:-build}/dpt-generate
+"$GEN" spiral "$tmp/spiral.h5" --rows 40 >/dev/null || fail "dpt-generate"
+sed "s|data/spiral.h5|$tmp/spiral.h5|" "${DPT_SOURCE_DIR:-.}/data/spiral.ini" > "$tmp/spiral.ini"
+out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$tmp/spiral.ini" --rows 6 2>&1) || fail "spiral: $out"
+grep -q "6 $tmp/spiral.h5 rows, 2 -> 3 (multiclass)" <<<"$out" || fail "spiral header: $out"
+grep -q "^layer_0/W " <<<"$out" || fail "spiral tensors: $out"
+out=$("$DPTRAIN" gradcheck "$tmp/spiral.ini" --model.activaton=relu 2>&1) && fail "misspelled model key accepted"
+grep -q "model.activaton: unknown key" <<<"$out" || fail "misspelled key message: $out"
+out=$("$DPTRAIN" gradcheck "$tmp/mlp.ini" 2>&1) && fail "no data accepted"
+grep -q "error: gradcheck: data.train: expected a dataset file" <<<"$out" || fail "no data message: $out"
 
 # 2. on 2 ranks: same result, printed once
 out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$tmp/mlp.ini" --random 2>&1) || fail "2 ranks: $out"

@@ -322,7 +322,6 @@ static void test_invalid_configs(void **state) {
   expect_error("[layer.0]\ntype = conv\n", DPT_TASK_REGRESSION, 1, "layer.0.type");
   expect_error("[model]\nlayers = 4\n[layer.0]\nactivation = tanh\nlearn = true\n", DPT_TASK_REGRESSION, 1,
                "layer.0.learn");
-  expect_error("[model]\ninit = uniform\n", DPT_TASK_REGRESSION, 1, "model.init");
 }
 
 /* Labels out of range are refused with the row named; evaluation counts correct rows. */
@@ -345,6 +344,69 @@ static void test_labels_and_accuracy(void **state) {
   dpt_model_destroy(&m);
 }
 
+/* Batches above the 4096-row chunk: gradients equal (to rounding) the sum of two calls split
+ * elsewhere, ready is called once per tensor, outputs of rows past the first chunk are
+ * right, and label errors name the row of the whole batch. Tolerance 1e-12 relative: the
+ * split only reorders sums of ~4100 O(1) double terms. */
+static void test_large_batch_chunks(void **state) {
+  (void)state;
+  const int64_t n = 4096 + 37;
+  dpt_model *m = model_from("[model]\nlayers = 3\nactivation = tanh\n", DPT_F64, 2, 3, DPT_TASK_MULTICLASS);
+  assert_dpt_ok(dpt_model_init_params(m, 4));
+  batch b = make_batch(n, 2, 3, DPT_TASK_MULTICLASS, 6);
+  dpt_targets y = targets_of(&b, DPT_TASK_MULTICLASS, DPT_F64);
+  size_t np = dpt_model_num_params(m);
+  double l1 = 0, l2 = 0, *g1 = calloc(np, 8);
+  ready_log r = {0, 0, true};
+  assert_dpt_ok(dpt_model_zero_grads(m));
+  assert_dpt_ok(dpt_model_forward_backward(m, b.X, &y, n, 1.0 / (double)n, &l1, on_ready, &r));
+  assert_int_equal(r.calls, dpt_model_num_tensors(m));
+  memcpy(g1, dpt_model_grads(m), np * 8);
+  assert_dpt_ok(dpt_model_zero_grads(m));
+  dpt_targets y2 = {b.labels + 1000, NULL};
+  assert_dpt_ok(dpt_model_forward_backward(m, b.X, &y, 1000, 1.0 / (double)n, &l2, NULL, NULL));
+  assert_dpt_ok(dpt_model_forward_backward(m, b.X + 1000 * 2, &y2, n - 1000, 1.0 / (double)n, &l2, NULL, NULL));
+  assert_true(fabs(l1 - l2) <= 1e-12 * fabs(l1));
+  assert_true(vec_rel_err(g1, dpt_model_grads(m), np) < 1e-12);
+  double *out = calloc((size_t)(n * 3), 8), one[3];
+  assert_dpt_ok(dpt_model_evaluate(m, b.X, NULL, n, 1.0, NULL, NULL, out));
+  assert_dpt_ok(dpt_model_evaluate(m, b.X + (n - 1) * 2, NULL, 1, 1.0, NULL, NULL, one));
+  for (int j = 0; j < 3; ++j) assert_true(fabs(out[(n - 1) * 3 + j] - one[j]) <= 1e-15); /* BLAS may order a row's 2-term sums differently for 1 row: a few ulps of values <= 1 */
+  b.labels[4100] = 7;
+  assert_dpt_fails(dpt_model_evaluate(m, b.X, &y, n, 1.0, &l1, NULL, NULL), DPT_ERR_INPUT, "row 4100");
+  free(out);
+  free(g1);
+  free_batch(&b);
+  dpt_model_destroy(&m);
+}
+
+/* model.init: normal with init_std scales the draws; a value that is not a scheme is a model
+ * file for the checkpoint module (not an error here) and the draws use the default (he for
+ * relu): the same numbers as init = he. Draws are the same normals times the scale, so the
+ * ratios are exact up to one rounding (1e-15). */
+static void test_init_key(void **state) {
+  (void)state;
+  dpt_model *a = model_from("[model]\nlayers = 4\nactivation = relu\ninit = normal\ninit_std = 0.5\n", DPT_F64, 8, 1,
+                            DPT_TASK_REGRESSION);
+  dpt_model *b = model_from("[model]\nlayers = 4\nactivation = relu\ninit = out/model.h5\n", DPT_F64, 8, 1,
+                            DPT_TASK_REGRESSION);
+  dpt_model *c = model_from("[model]\nlayers = 4\nactivation = relu\ninit = he\n", DPT_F64, 8, 1, DPT_TASK_REGRESSION);
+  assert_dpt_ok(dpt_model_init_params(a, 3));
+  assert_dpt_ok(dpt_model_init_params(b, 3));
+  assert_dpt_ok(dpt_model_init_params(c, 3));
+  dpt_param_info w0;
+  dpt_model_tensor_info(a, 2, &w0);
+  assert_string_equal(w0.name, "layer_0/W");
+  const double *pa = dpt_model_params(a), *pb = dpt_model_params(b), *pc = dpt_model_params(c);
+  for (size_t i = w0.offset; i < w0.offset + w0.count; ++i) {
+    assert_true(pb[i] == pc[i]);
+    assert_true(fabs(pa[i] / pc[i] - 0.5 / sqrt(2.0 / 8)) < 1e-15);
+  }
+  dpt_model_destroy(&a);
+  dpt_model_destroy(&b);
+  dpt_model_destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradients_regression),     cmocka_unit_test(test_gradients_classification),
@@ -352,6 +414,7 @@ int main(void) {
       cmocka_unit_test(test_ready_and_empty_batch),    cmocka_unit_test(test_short_batch),
       cmocka_unit_test(test_seed_linear),              cmocka_unit_test(test_layout_and_init),
       cmocka_unit_test(test_invalid_configs),          cmocka_unit_test(test_labels_and_accuracy),
+      cmocka_unit_test(test_large_batch_chunks),       cmocka_unit_test(test_init_key),
   };
   return dpt_test_run(tests);
 }

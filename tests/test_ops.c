@@ -107,6 +107,33 @@ static void test_act_kinks(void **state) {
   }
 }
 
+/* |x| = 50 and 500 for every activation: reverse mode, forward mode and H·v against
+ * central differences too (tolerances as above: the FD step 1e-5·|x| stays far from every
+ * kink, and the vector-relative error compares the saturated, near-0 derivatives on the
+ * scale of the largest component). */
+static void test_act_awkward_derivatives(void **state) {
+  (void)state;
+  /* Soboleva's parameter derivatives carry powers of x (∂³f/∂a³ ~ x³ e^{(a−c)x}): at
+   * x = 500 the central difference's own truncation error h²/6·x³ ≈ 4e-6 relative exceeds
+   * the tolerance, so its learned parameters are checked at |x| = 50 and 5 (error ≈ 4e-8) and
+   * its x-derivatives at 500 with fixed parameters. */
+  for (int act = 0; act <= DPT_ACT_COUNT; ++act) {
+    bool sob_learned = act == DPT_ACT_COUNT;
+    const dpt_act_info *info = dpt_act_get(sob_learned ? DPT_ACT_SOBOLEVA : (dpt_act)act);
+    act_graph a;
+    bool learn = sob_learned || (info->learnable && act != DPT_ACT_SOBOLEVA);
+    make_act_graph(&a, sob_learned ? DPT_ACT_SOBOLEVA : (dpt_act)act, learn, false, info->param_defaults);
+    double th[N * K + 4];
+    const double pts[4] = {50, -50, sob_learned ? 5 : 500, sob_learned ? -5 : -500};
+    for (int i = 0; i < N * K; ++i) th[i] = pts[i % 4];
+    for (size_t i = N * K; i < a.np; ++i) th[i] = a.fixed[i - N * K];
+    char what[64];
+    snprintf(what, sizeof what, "act %s%s at |x| = 50, 500", info->name, learn ? " learned" : "");
+    assert_check(check_graph(a.g, th, a.np, 13), what);
+    dpt_graph_destroy(&a.g);
+  }
+}
+
 /* |x| = 50 and 500: value, gradient and H·v finite for every activation. */
 static void test_act_awkward(void **state) {
   (void)state;
@@ -193,6 +220,7 @@ static void test_maxout(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_act_every_activation), cmocka_unit_test(test_act_kinks), cmocka_unit_test(test_act_awkward),
+      cmocka_unit_test(test_act_awkward_derivatives),
       cmocka_unit_test(test_linear),               cmocka_unit_test(test_maxout),
   };
   return dpt_test_run(tests);

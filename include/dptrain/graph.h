@@ -100,6 +100,7 @@ typedef struct dpt_graph_run {
   double scale;              /* loss ops: value and gradient scaled by this */
   const dpt_targets *y;      /* loss ops */
   bool want_d2;              /* forward: also cache second derivatives (H·v pass) */
+  int64_t row0;              /* index of the first row in the caller's batch (for messages) */
 } dpt_graph_run;
 
 struct dpt_graph {

@@ -8,13 +8,17 @@
  *                      multiclass); must fit the task
  *   model.loss       = l2|bce|ce    default from the output; must fit it (loss.h)
  *   model.init       = he|xavier|normal   default he for the ReLU family (relu, leaky_relu,
- *                      prelu, elu, selu, gelu, silu, softplus), xavier otherwise
+ *                      prelu, elu, selu, gelu, silu, softplus), xavier otherwise. Any other
+ *                      value is a model file (`train --init FILE`, read by the checkpoint
+ *                      module after dpt_model_init_params): the draws use the default.
  *   [layer.N], N = 0 .. H (H = number of hidden layers; layer.H is the output layer):
  *     type = dense (default) | maxout | activation (| rbf when that layer type is linked)
  *     units (hidden layers; overrides model.layers[N]), activation (hidden dense layers),
  *     pieces (maxout, k >= 2), <activation>.<param> (e.g. prelu.alpha, soboleva.a .. d,
- *     elu.alpha; also accepted in [model]), per_unit (bool, parameters per unit),
- *     learn (bool: learned parameters; default true for prelu, false otherwise),
+ *     elu.alpha; also accepted in [model] as the default of every layer), per_unit (bool,
+ *     parameters per unit; default model.per_unit, false),
+ *     learn (bool: learned parameters; default model.learn, else true for prelu and false
+ *     otherwise),
  *     weights = w1,w2,...  bias = b1,...  explicit initial values (row-major [out, in] and
  *     [out]; the count must match the shape).
  *
@@ -83,7 +87,10 @@ dpt_status dpt_model_zero_grads(dpt_model *m);
  * grads[offset, offset+count) is final (last layer first: offsets increase), once per
  * parameter tensor, so buckets can be reduced while the backward pass goes on; ready may
  * be NULL. n may be 0 (loss and grads unchanged, ready still called for every tensor).
- * The graph is built for the largest n seen so far; smaller n reuse it (no allocation). */
+ * The graph is built for the largest n seen so far (at most 4096 rows: larger n are
+ * processed in chunks of 4096 rows whose sums add up, which bounds the memory of
+ * full-batch passes); smaller n reuse it (no allocation). The same holds for the passes
+ * below. Rows in error messages are counted from the first row of X. */
 dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                                       double *loss, dpt_grad_ready_fn ready, void *ctx);
 /* Forward only: loss += (as above); when correct != NULL, *correct += the count of correctly

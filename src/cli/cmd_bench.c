@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "dptrain/activation.h"
 #include "dptrain/model.h"
 #include "dptrain/tensor.h"
 
@@ -58,6 +59,11 @@ typedef struct bench {
   int ncalls;
   void *A[MAX_CALLS], *B[MAX_CALLS], *C[MAX_CALLS];
   double flops;
+  /* the hidden activations' kernels (y and f' of every hidden layer), timed alone */
+  dpt_act act;
+  int nhidden;
+  int64_t hidden[MAX_WIDTHS];
+  void *ax, *ay, *ad;
 } bench;
 
 static dpt_status step(bench *b) {
@@ -73,6 +79,16 @@ static void replay(bench *b) {
     const dpt_gemm_call *g = &b->calls[i];
     dpt_gemm(g->dtype, g->transA, g->transB, g->m, g->n, g->k, g->alpha, b->A[i], g->lda, b->B[i], g->ldb, g->beta,
              b->C[i], g->ldc);
+  }
+}
+
+static void act_alone(bench *b) {
+  if (b->act == DPT_ACT_IDENTITY) return; /* the dense layer builds no act node for it */
+  for (int i = 0; i < b->nhidden; ++i) {
+    if (b->dtype == DPT_F32)
+      dpt_act_eval_f32(b->act, NULL, false, b->batch, b->hidden[i], b->ax, b->ay, b->ad, NULL);
+    else
+      dpt_act_eval_f64(b->act, NULL, false, b->batch, b->hidden[i], b->ax, b->ay, b->ad, NULL);
   }
 }
 
@@ -126,7 +142,7 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   int64_t steps = 0, rounds = 5;
   char **rest = NULL;
   int nrest = 1;
-  double *tstep = NULL, *tblas = NULL;
+  double *tstep = NULL, *tblas = NULL, *tact = NULL;
   DPT_TRY(dpt_calloc((size_t)argc + 1, sizeof *rest, "arguments", &rest));
   rest[0] = argv[0];
   for (int i = 1; i < argc; ++i) {
@@ -172,6 +188,13 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   DPT_TRY(dpt_model_create(cfg, b.dtype, n_in, n_out, task, &b.m));
   DPT_TRY(dpt_config_check_unused(cfg));
   DPT_TRY(dpt_model_init_params(b.m, 1));
+  DPT_TRY(dpt_act_parse(act, "bench --act", &b.act));
+  int64_t wmax = 1;
+  for (int i = 1; i < nw - 1; ++i) b.hidden[b.nhidden++] = widths[i], wmax = widths[i] > wmax ? widths[i] : wmax;
+  DPT_TRY(dpt_calloc((size_t)(b.batch * wmax), dpt_dtype_size(b.dtype), "bench operand", &b.ax));
+  DPT_TRY(dpt_calloc((size_t)(b.batch * wmax), dpt_dtype_size(b.dtype), "bench operand", &b.ay));
+  DPT_TRY(dpt_calloc((size_t)(b.batch * wmax), dpt_dtype_size(b.dtype), "bench operand", &b.ad));
+  for (int64_t i = 0; i < b.batch * wmax; ++i) dpt_vec_set(b.dtype, b.ax, (size_t)i, 2 * sin(0.7 * (double)i));
   size_t es = dpt_dtype_size(b.dtype);
   DPT_TRY(dpt_calloc((size_t)(b.batch * n_in), es, "inputs", &b.X));
   DPT_TRY(dpt_calloc((size_t)(b.batch * n_out), es, "targets", &b.Y));
@@ -191,6 +214,7 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   if (steps == 0) steps = once > 0 ? (int64_t)fmin(fmax(0.3 / once, 3), 100000) : 1000;
   DPT_TRY(dpt_calloc((size_t)rounds, sizeof *tstep, "timings", &tstep));
   DPT_TRY(dpt_calloc((size_t)rounds, sizeof *tblas, "timings", &tblas));
+  DPT_TRY(dpt_calloc((size_t)rounds, sizeof *tact, "timings", &tact));
   for (int64_t r = 0; r < rounds; ++r) {
     t0 = now();
     for (int64_t s = 0; s < steps; ++s) DPT_TRY(step(&b));
@@ -198,9 +222,12 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
     t0 = now();
     for (int64_t s = 0; s < steps; ++s) replay(&b);
     tblas[r] = (now() - t0) / (double)steps;
+    t0 = now();
+    for (int64_t s = 0; s < steps; ++s) act_alone(&b);
+    tact[r] = (now() - t0) / (double)steps;
   }
-  double ms = tstep[0], mb = tblas[0];
-  for (int64_t r = 1; r < rounds; ++r) ms = fmin(ms, tstep[r]), mb = fmin(mb, tblas[r]);
+  double ms = tstep[0], mb = tblas[0], ma = tact[0];
+  for (int64_t r = 1; r < rounds; ++r) ms = fmin(ms, tstep[r]), mb = fmin(mb, tblas[r]), ma = fmin(ma, tact[r]);
   qsort(tstep, (size_t)rounds, sizeof *tstep, cmp_double);
   qsort(tblas, (size_t)rounds, sizeof *tblas, cmp_double);
   /* a large square product for scale */
@@ -234,13 +261,19 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
            1e3 * ms, 1e3 * tstep[rounds / 2], b.flops / ms * 1e-9);
     printf("  the same %s calls alone:                  best %.4g ms, median %.4g ms -> %.2f GFLOP/s (%s rate at these shapes)\n",
            g, 1e3 * mb, 1e3 * tblas[rounds / 2], b.flops / mb * 1e-9, g);
+    printf("  %s kernels alone (y and f' of the %d hidden layers): best %.4g ms = %.2f of the step\n", act,
+           b.nhidden, 1e3 * ma, ma / ms);
+    printf("  the rest = step - BLAS - activation (walker, bias, loss, elementwise backward, zeroing, SGD;\n"
+           "    a difference of best times, at noise level when near 0): %.4g ms = %.2f of the step\n",
+           1e3 * (ms - mb - ma), (ms - mb - ma) / ms);
     printf("  %s 1024x1024x1024: %.2f GFLOP/s\n", g, sq * 1e-9);
     printf("  ratio step rate / %s rate: %.3f   step time / BLAS time: %.3f   (%lld steps x %lld rounds)\n", g,
            mb / ms, ms / mb, (long long)steps, (long long)rounds);
   }
 done:
   for (int i = 0; i < b.ncalls; ++i) dpt_free(&b.A[i]), dpt_free(&b.B[i]), dpt_free(&b.C[i]);
-  dpt_free(&tstep), dpt_free(&tblas);
+  dpt_free(&tstep), dpt_free(&tblas), dpt_free(&tact);
+  dpt_free(&b.ax), dpt_free(&b.ay), dpt_free(&b.ad);
   dpt_free(&b.X), dpt_free(&b.Y), dpt_free(&b.labels);
   dpt_model_destroy(&b.m);
   dpt_config_destroy(&cfg);

@@ -14,12 +14,17 @@
  * meaningful. Exit 1 when an error exceeds gradcheck.tol (reverse, forward; default 1e-6)
  * or gradcheck.hvp_tol (default 1e-5).
  *
+ * Data: the first gradcheck.rows rows of data.train (read collectively, as stored: no
+ * standardization), or with --random deterministic random inputs and targets.
+ * CONFIG may be a training config: keys of other modules ([train], [optimizer], [data] ...)
+ * are ignored; unknown keys of [model], [layer.N] and [gradcheck] are errors.
+ *
  * Keys (command line --gradcheck.KEY=V, or the short flags --random --rows):
- *   gradcheck.random = true    random inputs (the dataset path is not read yet)
+ *   gradcheck.random = false   true: random inputs instead of data.train
  *   gradcheck.rows = 4         samples
  *   gradcheck.inputs = 3, gradcheck.outputs, gradcheck.task = regression|binary|multiclass
- *                              the shapes of the random data (outputs default 1, or 3 for
- *                              multiclass)
+ *                              with --random: the shapes of the random data (outputs
+ *                              default 1, or 3 for multiclass)
  *   gradcheck.samples = 64     coordinates checked per tensor by central differences
  * Every rank computes the same check (it is small); rank 0 prints. */
 #include <math.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dptrain/dataset.h"
 #include "dptrain/model.h"
 
 typedef struct gc_data {
@@ -153,12 +159,39 @@ done:
   return st;
 }
 
+/* Unknown keys of the sections gradcheck owns ([model], [layer.N], [gradcheck]) are errors;
+ * keys of other modules (a training config) are marked read and ignored. The key is taken
+ * from dpt_config_check_unused's message "<origin>: <key>: unknown key ...". */
+static dpt_status check_unused_own_keys(dpt_config *cfg) {
+  for (;;) {
+    dpt_status st = dpt_config_check_unused(cfg);
+    if (st == DPT_OK) return DPT_OK;
+    const char *msg = dpt_error_message(), *end = strstr(msg, ": unknown key");
+    char key[256];
+    size_t len = 0;
+    if (end) {
+      const char *start = end;
+      while (start > msg && !(start[-1] == ' ' && start - 1 > msg && start[-2] == ':')) --start;
+      len = (size_t)(end - start);
+      if (len > 0 && len < sizeof key) memcpy(key, start, len);
+    }
+    if (len == 0 || len >= sizeof key) return st;
+    key[len] = '\0';
+    if (!strncmp(key, "model.", 6) || !strncmp(key, "layer.", 6) || !strncmp(key, "gradcheck.", 10)) return st;
+    dpt_error_clear();
+    const char *ignored;
+    DPT_CALL(dpt_config_get_string(cfg, key, NULL, &ignored));
+  }
+}
+
 static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   dpt_status st = DPT_OK;
   dpt_config *cfg = NULL;
   dpt_model *m = NULL;
   gc_data d = {0};
   gc_row *rows = NULL;
+  dpt_dataset *ds = NULL;
+  int64_t *ids = NULL;
   const char *pos[2];
   int npos = 0;
   static const char *const tasks[] = {"regression", "binary", "multiclass", NULL};
@@ -174,27 +207,43 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   const char *train;
   DPT_TRY(dpt_config_get_bool(cfg, "gradcheck.random", false, &random));
   DPT_TRY(dpt_config_get_string(cfg, "data.train", NULL, &train));
-  DPT_TRY_CHECK(random, DPT_ERR_INPUT,
-                "gradcheck: reading samples of data.train is not available yet; use --random "
-                "(with gradcheck.inputs/outputs/task) to check at random inputs");
+  DPT_TRY_CHECK(random || train, DPT_ERR_INPUT,
+                "gradcheck: data.train: expected a dataset file (or --random for random inputs), got none");
   DPT_TRY(dpt_config_get_int(cfg, "gradcheck.rows", 4, 1, 4096, &d.n));
-  DPT_TRY(dpt_config_get_int(cfg, "gradcheck.inputs", 3, 1, 1 << 20, &d.n_in));
-  DPT_TRY(dpt_config_get_choice(cfg, "gradcheck.task", tasks, "regression", &task));
-  d.task = (dpt_task)task;
-  DPT_TRY(dpt_config_get_int(cfg, "gradcheck.outputs", d.task == DPT_TASK_MULTICLASS ? 3 : 1, 1, 1 << 20, &d.n_out));
   DPT_TRY(dpt_config_get_int(cfg, "gradcheck.samples", 64, 1, 1 << 30, &samples));
   DPT_TRY(dpt_config_get_double(cfg, "gradcheck.tol", 1e-6, 0, 1, DPT_RANGE_OPEN_LO, &tol));
   DPT_TRY(dpt_config_get_double(cfg, "gradcheck.hvp_tol", 1e-5, 0, 1, DPT_RANGE_OPEN_LO, &hvp_tol));
   DPT_TRY(dpt_config_get_int(cfg, "train.seed", 0, 0, INT64_MAX, &seed));
+  uint64_t s = (uint64_t)seed * 2654435761ULL + 1;
+  if (random) {
+    DPT_TRY(dpt_config_get_int(cfg, "gradcheck.inputs", 3, 1, 1 << 20, &d.n_in));
+    DPT_TRY(dpt_config_get_choice(cfg, "gradcheck.task", tasks, "regression", &task));
+    d.task = (dpt_task)task;
+    DPT_TRY(dpt_config_get_int(cfg, "gradcheck.outputs", d.task == DPT_TASK_MULTICLASS ? 3 : 1, 1, 1 << 20, &d.n_out));
+  } else {
+    DPT_TRY(dpt_dataset_open(c, train, "train", &ds));
+    d.n = d.n < dpt_dataset_rows(ds) ? d.n : dpt_dataset_rows(ds);
+    d.n_in = dpt_dataset_features(ds);
+    d.n_out = dpt_dataset_outputs(ds);
+    d.task = dpt_dataset_task(ds);
+    DPT_TRY_CHECK(d.n >= 1, DPT_ERR_INPUT, "gradcheck: %s: expected at least one row, got none", train);
+  }
   DPT_TRY(dpt_model_create(cfg, DPT_F64, d.n_in, d.n_out, d.task, &m));
+  DPT_TRY(check_unused_own_keys(cfg));
   DPT_TRY(dpt_calloc((size_t)(d.n * d.n_in), sizeof *d.X, "inputs", &d.X));
   DPT_TRY(dpt_calloc((size_t)(d.n * d.n_out), sizeof *d.Y, "targets", &d.Y));
   DPT_TRY(dpt_calloc((size_t)d.n, sizeof *d.labels, "labels", &d.labels));
-  uint64_t s = (uint64_t)seed * 2654435761ULL + 1;
-  for (int64_t i = 0; i < d.n * d.n_in; ++i) d.X[i] = 2 * rnd(&s);
-  for (int64_t i = 0; i < d.n * d.n_out; ++i) d.Y[i] = rnd(&s);
-  for (int64_t r = 0; r < d.n; ++r)
-    d.labels[r] = (int32_t)((uint64_t)((rnd(&s) + 1) * 1e6) % (uint64_t)(d.task == DPT_TASK_BINARY ? 2 : d.n_out));
+  if (random) {
+    for (int64_t i = 0; i < d.n * d.n_in; ++i) d.X[i] = 2 * rnd(&s);
+    for (int64_t i = 0; i < d.n * d.n_out; ++i) d.Y[i] = rnd(&s);
+    for (int64_t r = 0; r < d.n; ++r)
+      d.labels[r] = (int32_t)((uint64_t)((rnd(&s) + 1) * 1e6) % (uint64_t)(d.task == DPT_TASK_BINARY ? 2 : d.n_out));
+  } else {
+    DPT_TRY(dpt_calloc((size_t)d.n, sizeof *ids, "row ids", &ids));
+    for (int64_t r = 0; r < d.n; ++r) ids[r] = r;
+    DPT_TRY(dpt_dataset_read_rows(ds, ids, d.n, DPT_F64, d.X, d.task == DPT_TASK_REGRESSION ? NULL : d.labels,
+                                  d.task == DPT_TASK_REGRESSION ? d.Y : NULL));
+  }
   d.y.labels = d.task == DPT_TASK_REGRESSION ? NULL : d.labels;
   d.y.values = d.task == DPT_TASK_REGRESSION ? d.Y : NULL;
   DPT_TRY(dpt_model_init_params(m, (uint64_t)seed));
@@ -202,8 +251,9 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   DPT_TRY(dpt_calloc((size_t)(nt ? nt : 1), sizeof *rows, "results", &rows));
   DPT_TRY(check(m, &d, samples, s, rows));
   if (c->rank == 0) {
-    printf("gradcheck: %s, %lld random rows, %lld -> %lld (%s), %zu parameters, float64\n", pos[0], (long long)d.n,
-           (long long)d.n_in, (long long)d.n_out, dpt_task_name(d.task), dpt_model_num_params(m));
+    printf("gradcheck: %s, %lld %s rows, %lld -> %lld (%s), %zu parameters, float64\n", pos[0], (long long)d.n,
+           random ? "random" : train, (long long)d.n_in, (long long)d.n_out, dpt_task_name(d.task),
+           dpt_model_num_params(m));
     printf("%-24s %10s %12s %12s %12s\n", "tensor", "count", "reverse", "forward", "hvp");
     for (int t = 0; t < nt; ++t) {
       dpt_param_info info;
@@ -220,9 +270,10 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
                   "%.1e",
                   info.name, rows[t].rev, rows[t].fwd, rows[t].hvp, tol, tol, hvp_tol);
   }
-  DPT_TRY(dpt_config_check_unused(cfg));
 done:
   dpt_free(&rows);
+  dpt_free(&ids);
+  dpt_dataset_close(&ds);
   dpt_free(&d.X), dpt_free(&d.Y), dpt_free(&d.labels);
   dpt_model_destroy(&m);
   dpt_config_destroy(&cfg);
@@ -233,7 +284,7 @@ int dpt_cmd_gradcheck(const dpt_comm *c, int argc, char **argv) {
   for (int i = 1; i < argc; ++i)
     if (!strcmp(argv[i], "--help")) {
       if (c->rank == 0)
-        printf("usage: dptrain gradcheck CONFIG --random [--rows N] [--gradcheck.inputs=N] [--gradcheck.outputs=K]\n"
+        printf("usage: dptrain gradcheck CONFIG [--random] [--rows N] [--gradcheck.inputs=N] [--gradcheck.outputs=K]\n"
                "       [--gradcheck.task=regression|binary|multiclass] [--gradcheck.samples=64]\n"
                "       [--gradcheck.tol=1e-6] [--gradcheck.hvp_tol=1e-5] [--key=value ...]\n"
                "Compares reverse mode, forward mode and H.v of the configured model with central\n"
