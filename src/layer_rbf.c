@@ -286,3 +286,25 @@ done:
   dpt_free(&values);
   return st;
 }
+
+dpt_status dpt_rbf_fit_resume(dpt_model *m, dpt_config *cfg, dpt_rbf_fit_info *info) {
+  memset(info, 0, sizeof *info);
+  dpt_param_info ci, wi;
+  if (find_tensor(m, "layer_0/centers", &ci) < 0) return DPT_OK;
+  DPT_CHECK(find_tensor(m, "layer_0/widths", &wi) >= 0 && wi.offset == ci.offset + ci.count, DPT_ERR_INTERNAL,
+            "rbf resume: layer_0/widths does not follow layer_0/centers in the flat buffer");
+  dpt_rbf_options o;
+  DPT_CALL(dpt_rbf_options_read(cfg, "layer.0", ci.shape[0], &o));
+  const dpt_dtype t = dpt_model_dtype(m);
+  info->has_rbf = true;
+  info->learn = o.learn;
+  info->frozen_offset = ci.offset;
+  info->frozen_count = o.learn == DPT_RBF_LEARN_2STEP ? ci.count + wi.count : 0;
+  info->loss = NAN;
+  if (info->frozen_count) {
+    DPT_CALL(dpt_alloc(info->frozen_count, dpt_dtype_size(t), "rbf resume: frozen centers and widths",
+                       &info->frozen_values));
+    dpt_vec_copy(t, info->frozen_count, dpt_elem(t, dpt_model_params(m), info->frozen_offset), info->frozen_values);
+  }
+  return DPT_OK;
+}

@@ -224,6 +224,11 @@ dpt_status dpt_rbf_fit(const dpt_comm *c, struct dpt_model *m, dpt_config *cfg, 
  * model without an rbf layer. The training loop (src/train.c) calls it after the initial
  * parameters are broadcast and before the first epoch, with train.seed. */
 struct dpt_dataset;
+/* Not collective. For a run resumed from a checkpoint, whose parameters already hold the
+ * placed and fitted values: fills info as dpt_rbf_fit would (learn, frozen range and a copy
+ * of the frozen values from the current parameters) without placing or fitting anything.
+ * A resumed run calls this instead of dpt_rbf_fit_dataset. */
+dpt_status dpt_rbf_fit_resume(struct dpt_model *m, dpt_config *cfg, dpt_rbf_fit_info *info);
 dpt_status dpt_rbf_fit_dataset(const dpt_comm *c, struct dpt_model *m, dpt_config *cfg, struct dpt_dataset *ds,
                                uint64_t seed, dpt_rbf_fit_info *info);
 
