@@ -3,14 +3,14 @@
  *
  * Layout of this file:
  *   1. the table and the parser;
- *   2. double element functions (libm, stable forms): one source of truth for the f64
- *      kernel and dpt_act_scalar;
- *   3. float element functions on a branch-free exp/expm1/log1p the compiler vectorizes;
+ *   2. double element functions (stable forms) on a branch-free exp/expm1/log1p the
+ *      compiler vectorizes: one source of truth for the f64 kernel and dpt_act_scalar;
+ *   3. float element functions, the same formulas on a float exp/expm1/log1p;
  *   4. the loops (one per operator and dtype; the switch over the operator is outside them);
  *   5. dpt_act_scalar, with Soboleva's derivatives through its parameters. */
 #include "dptrain/activation.h"
 
-/* The f32 loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
+/* The loops below pick between two computed values (x ≥ 0 ? q : e·q); GCC turns such
  * selects into vector blends only when floating-point operations may be speculated, which
  * its default -ftrapping-math forbids. dptrain never reads the FP exception flags, so this
  * file is compiled without that assumption (results are unchanged: no fast-math). */
@@ -23,6 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Element functions are forced inline into every loop body that uses them (six per
+ * operator and dtype): a call in the loop would stop the vectorizer. */
+#if defined(__GNUC__)
+#define ACT_INLINE static inline __attribute__((always_inline))
+#else
+#define ACT_INLINE static inline
+#endif
 
 /* ---- 1. table ---------------------------------------------------------------------- */
 
@@ -71,20 +79,19 @@ dpt_status dpt_act_parse(const char *name, const char *key, dpt_act *out) {
 /* ---- 2. double element functions --------------------------------------------------
  * Each computes f = ρ(x), g = ρ'(x), h = ρ''(x) for one x; p0..p3 are the operator's
  * parameters (unused ones are ignored). Only exponentials of non-positive arguments are
- * taken, so nothing overflows for finite x. */
+ * taken (Soboleva: see there), so nothing overflows for finite x. */
 
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT2PI 0.39894228040143267794
 
-static inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+ACT_INLINE double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-static inline void d_identity(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_identity(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x, *g = 1.0, *h = 0.0;
 }
 
-static inline void d_step(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_step(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x >= 0.0 ? 1.0 : 0.0, *g = 0.0, *h = 0.0;
 }
@@ -94,11 +101,11 @@ static inline void d_step(double x, double p0, double p1, double p2, double p3, 
  * ln 2 split as fdlibm's 32-bit head + tail, p the degree-13 Taylor polynomial of expm1
  * on |r| ≤ ln2/2 (remainder r¹⁴/14! < 1.2e-17 relative: a tenth of an ulp), 2^n built
  * from the bits of the rounded y/ln 2 (the 1.5·2^52 trick leaves n in the low bits, so no
- * double→int64 conversion is needed). y is clamped to [−708, 709]; e^y below flushes to
- * 0; NaN gives NaN. */
-static inline void dexp_parts(double y, double *e, double *em1) {
-  const double lo = -708.0, hi = 709.0;
-  double yc = y >= lo ? (y <= hi ? y : hi) : lo;
+ * double→int64 conversion is needed). For y ≤ 709 (callers pass y ≤ 0); e^y below e^{−708}
+ * flushes to 0. */
+ACT_INLINE void dexp_parts(double y, double *e, double *em1) {
+  const double lo = -708.0;
+  double yc = y > lo ? y : lo; /* NaN takes lo: the bit tricks below must see a number */
   const double magic = 6755399441055744.0; /* 1.5·2^52 */
   double t = yc * 1.44269504088896338700 + magic, nf = t - magic;
   double r = (yc - nf * 6.93147180369123816490e-01) - nf * 1.90821492927058770002e-10;
@@ -111,14 +118,17 @@ static inline void dexp_parts(double y, double *e, double *em1) {
   uint64_t bits = (tb - mb + 1023u) << 52; /* n + 1023 in the exponent field */
   double s;
   memcpy(&s, &bits, sizeof s);
-  double ev = s + s * p, em1v = (s - 1.0) + s * p;
-  *e = y >= lo ? ev : (y < lo ? 0.0 : y);
-  *em1 = y >= lo ? em1v : (y < lo ? -1.0 : y);
+  *e = y < lo ? 0.0 : s + s * p;
+  *em1 = (s - 1.0) + s * p;
 }
+
+/* NaN in, NaN out for the smooth operators' values (the exponentials above take NaN as
+ * their lower clamp, so it has to be put back). */
+ACT_INLINE double keep_nan_d(double x, double v) { return x != x ? x : v; }
 
 /* log1p(u) for u = e^{−|x|} ∈ [0, 1] (em1 = u − 1 = expm1(−|x|)), as f_log1p_exp_neg below
  * at double precision: |z| ≤ 0.172, eleven terms of 2(z + z³/3 + ...) leave under 1e-18. */
-static inline double d_log1p_exp_neg(double e, double em1) {
+ACT_INLINE double d_log1p_exp_neg(double e, double em1) {
   bool big = e > 0.41421356237309504880;
   double w = big ? 0.5 * em1 : e;
   double off = big ? 0.69314718055994530942 : 0.0;
@@ -129,17 +139,16 @@ static inline double d_log1p_exp_neg(double e, double em1) {
 
 /* σ(x) from e = e^{−|x|}: σ(|x|) = 1/(1+e), σ(−|x|) = e/(1+e); σ' = e/(1+e)²;
  * 1 − 2σ(x) = sign(x)·expm1(−|x|)/(1+e). */
-static inline void d_sigmoid_parts(double x, double *s, double *ds, double *one_m_2s) {
+ACT_INLINE void d_sigmoid_parts(double x, double *s, double *ds, double *one_m_2s) {
   double ax = fabs(x), e, em1;
   dexp_parts(-ax, &e, &em1);
   double q = 1.0 / (1.0 + e);
-  *s = x >= 0.0 ? q : e * q;
+  *s = keep_nan_d(x, x >= 0.0 ? q : e * q);
   *ds = e * q * q;
   *one_m_2s = (x >= 0.0 ? em1 : -em1) * q;
 }
 
-static inline void d_sigmoid(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                             double *h) {
+ACT_INLINE void d_sigmoid(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double t;
   d_sigmoid_parts(x, f, g, &t);
@@ -147,13 +156,13 @@ static inline void d_sigmoid(double x, double p0, double p1, double p2, double p
 }
 
 /* tanh|x| = −m/(2+m) with m = expm1(−2|x|); 1 − tanh|x| = 2e^{−2|x|}/(2+m) (no cancellation). */
-static inline void d_tanh(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_tanh(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double ax = fabs(x), e, m;
   dexp_parts(-2.0 * ax, &e, &m);
   double inv = 1.0 / (2.0 + m);
   double t = -m * inv, omt = 2.0 * e * inv;
-  *f = x < 0.0 ? -t : t;
+  *f = keep_nan_d(x, x < 0.0 ? -t : t);
   *g = omt * (1.0 + t);
   *h = -2.0 * *f * *g;
 }
@@ -166,8 +175,8 @@ static inline void d_tanh(double x, double p0, double p1, double p2, double p3, 
 #define SOBOLEVA_XMAX 1e150
 #define SOBOLEVA_CLAMP64 700.0 /* e^700 = 1e304: room for the a², b² factors of f'' */
 #define SOBOLEVA_CLAMP32 80.0  /* e^80 = 5.5e34: the same room below FLT_MAX */
-static inline void d_soboleva_c(double x, double a, double b, double c, double d, double clamp, double *f,
-                                double *g, double *h) {
+ACT_INLINE void d_soboleva_c(double x, double a, double b, double c, double d, double clamp, double *f,
+                             double *g, double *h) {
   x = clampd(x, -SOBOLEVA_XMAX, SOBOLEVA_XMAX);
   double cx = c * x, dx = -d * x, m = cx > dx ? cx : dx;
   double ea = exp(fmin(a * x - m, clamp)), eb = exp(fmin(-b * x - m, clamp));
@@ -178,52 +187,49 @@ static inline void d_soboleva_c(double x, double a, double b, double c, double d
   *f = fv, *g = gv, *h = (N2 - 2.0 * gv * D1 - fv * D2) / D;
 }
 
-static inline void d_soboleva(double x, double a, double b, double c, double d, double *f, double *g, double *h) {
+ACT_INLINE void d_soboleva(double x, double a, double b, double c, double d, double *f, double *g, double *h) {
   d_soboleva_c(x, a, b, c, d, SOBOLEVA_CLAMP64, f, g, h);
 }
 
-static inline void d_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x > 0.0 ? x : 0.0, *g = x > 0.0 ? 1.0 : 0.0, *h = 0.0;
 }
 
-static inline void d_prelu(double x, double alpha, double p1, double p2, double p3, double *f, double *g,
-                           double *h) {
+ACT_INLINE void d_prelu(double x, double alpha, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p1, (void)p2, (void)p3;
   *f = x > 0.0 ? x : alpha * x, *g = x > 0.0 ? 1.0 : alpha, *h = 0.0;
 }
 
-static inline void d_leaky_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                                double *h) {
+ACT_INLINE void d_leaky_relu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   d_prelu(x, DPT_LEAKY_SLOPE, 0, 0, 0, f, g, h);
 }
 
 /* GELU: Φ(x) = ½erfc(−x/√2) (no cancellation for x ≪ 0); φ(x) = e^{−x²/2}/√(2π) with x
  * clamped to ±40 where φ underflows to 0 anyway (so x² cannot overflow). */
-static inline void d_gelu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_gelu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double Phi = 0.5 * erfc(-x * INV_SQRT2), xc = clampd(x, -40.0, 40.0);
   double phi = INV_SQRT2PI * exp(-0.5 * xc * xc);
   *f = x * Phi, *g = Phi + xc * phi, *h = phi * (2.0 - xc * xc);
 }
 
-static inline void d_elu(double x, double alpha, double p1, double p2, double p3, double *f, double *g,
-                         double *h) {
+ACT_INLINE void d_elu(double x, double alpha, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p1, (void)p2, (void)p3;
   double xn = x > 0.0 ? 0.0 : x, e, em1;
   dexp_parts(xn, &e, &em1);
   *f = x > 0.0 ? x : alpha * em1, *g = x > 0.0 ? 1.0 : alpha * e, *h = x > 0.0 ? 0.0 : alpha * e;
 }
 
-static inline void d_selu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_selu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   d_elu(x, DPT_SELU_ALPHA, 0, 0, 0, f, g, h);
   *f *= DPT_SELU_LAMBDA, *g *= DPT_SELU_LAMBDA, *h *= DPT_SELU_LAMBDA;
 }
 
 /* SiLU: f = xσ, f' = σ + xσ', f'' = σ'(2 + x(1 − 2σ)). */
-static inline void d_silu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
+ACT_INLINE void d_silu(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double s, ds, t;
   d_sigmoid_parts(x, &s, &ds, &t);
@@ -231,24 +237,22 @@ static inline void d_silu(double x, double p0, double p1, double p2, double p3, 
 }
 
 /* Gaussian: x clamped to ±28 where e^{−x²} underflows to 0 anyway. */
-static inline void d_gaussian(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_gaussian(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double xc = clampd(x, -28.0, 28.0), e, em1;
   dexp_parts(-xc * xc, &e, &em1);
-  *f = e, *g = -2.0 * xc * e, *h = (4.0 * xc * xc - 2.0) * e;
+  *f = keep_nan_d(x, e), *g = -2.0 * xc * e, *h = (4.0 * xc * xc - 2.0) * e;
 }
 
 /* softplus = max(x, 0) + log1p(e^{−|x|}); f' = σ(x), f'' = σ'(x). */
-static inline void d_softplus(double x, double p0, double p1, double p2, double p3, double *f, double *g,
-                              double *h) {
+ACT_INLINE void d_softplus(double x, double p0, double p1, double p2, double p3, double *f, double *g, double *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   double ax = fabs(x), e, em1;
   dexp_parts(-ax, &e, &em1);
   double q = 1.0 / (1.0 + e);
   *g = x >= 0.0 ? q : e * q;
   *h = e * q * q;
-  *f = (x > 0.0 ? x : 0.0) + d_log1p_exp_neg(e, em1);
+  *f = keep_nan_d(x, (x > 0.0 ? x : 0.0) + d_log1p_exp_neg(e, em1));
 }
 
 /* ---- 3. float element functions ----------------------------------------------------
@@ -256,85 +260,86 @@ static inline void d_softplus(double x, double p0, double p1, double p2, double 
  * ln 2 split in a 9-bit head and a tail, so n·head is exact), |r| ≤ ln2/2, p the degree-7
  * Taylor polynomial of expm1 (remainder r⁸/8! < 1.5e-8 relative: under a quarter ulp).
  * expm1(y) = (2^n − 1) + 2^n p, exact in its first term, so it keeps full relative
- * accuracy near 0 where n = 0. y is clamped to [−87.3, 88] (2^n stays a normal float) and
- * e^y below −87.3 flushes to 0; NaN gives NaN. Branch-free: n by the 1.5·2^23 rounding trick, 2^n by building
- * the exponent bits; the compiler vectorizes loops over it. */
+ * accuracy near 0 where n = 0. For y ≤ 88 (callers pass y ≤ 0); y is clamped at −87.3
+ * (2^n stays a normal float) and e^y below that flushes to 0. Branch-free: n by the
+ * 1.5·2^23 rounding trick, 2^n by building the exponent bits; the compiler vectorizes
+ * loops over it. */
 
-static inline void fexp_parts(float y, float *e, float *em1) {
-  const float lo = -87.3f, hi = 88.0f;
-  /* written so that NaN takes the clamp (the float→int conversion below must see a number;
-   * NaN is given back at the end) */
-  float yc = y >= lo ? (y <= hi ? y : hi) : lo;
+ACT_INLINE void fexp_parts(float y, float *e, float *em1) {
+  const float lo = -87.3f;
+  float yc = y > lo ? y : lo; /* NaN takes lo: the float→int conversion must see a number */
   const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
   float nf = (yc * 1.44269504088896341f + magic) - magic;
   float r = (yc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))));
+  float p = r + r * r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
+             r * (1.0f / 5040))))));
   uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float ev = s + s * p, em1v = (s - 1.0f) + s * p;
-  *e = y >= lo ? ev : (y < lo ? 0.0f : y);
-  *em1 = y >= lo ? em1v : (y < lo ? -1.0f : y);
+  *e = y < lo ? 0.0f : s + s * p;
+  *em1 = (s - 1.0f) + s * p;
 }
 
-static inline float clampf_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+ACT_INLINE float keep_nan_f(float x, float v) { return x != x ? x : v; }
 
-static inline void f_identity(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE float clampf_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+ACT_INLINE void f_identity(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x, *g = 1.0f, *h = 0.0f;
 }
 
-static inline void f_step(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_step(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x >= 0.0f ? 1.0f : 0.0f, *g = 0.0f, *h = 0.0f;
 }
 
-static inline void f_sigmoid_parts(float x, float *s, float *ds, float *one_m_2s) {
+ACT_INLINE void f_sigmoid_parts(float x, float *s, float *ds, float *one_m_2s) {
   float ax = fabsf(x), e, em1;
   fexp_parts(-ax, &e, &em1);
   float q = 1.0f / (1.0f + e);
-  *s = x >= 0.0f ? q : e * q;
+  *s = keep_nan_f(x, x >= 0.0f ? q : e * q);
   *ds = e * q * q;
   *one_m_2s = (x >= 0.0f ? em1 : -em1) * q;
 }
 
-static inline void f_sigmoid(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_sigmoid(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float t;
   f_sigmoid_parts(x, f, g, &t);
   *h = *g * t;
 }
 
-static inline void f_tanh(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_tanh(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float ax = fabsf(x), e, m;
   fexp_parts(-2.0f * ax, &e, &m);
   float inv = 1.0f / (2.0f + m);
   float t = -m * inv, omt = 2.0f * e * inv;
-  float fv = x < 0.0f ? -t : t;
+  float fv = keep_nan_f(x, x < 0.0f ? -t : t);
   float gv = omt * (1.0f + t);
   *f = fv, *g = gv, *h = -2.0f * fv * gv;
 }
 
 /* Soboleva in f32: evaluated in double (not a hot path), with the exponent clamp at 80
  * so a saturated float result stays finite. */
-static inline void f_soboleva(float x, float a, float b, float c, float d, float *f, float *g, float *h) {
+ACT_INLINE void f_soboleva(float x, float a, float b, float c, float d, float *f, float *g, float *h) {
   double fd, gd, hd;
   d_soboleva_c(x, a, b, c, d, SOBOLEVA_CLAMP32, &fd, &gd, &hd);
   *f = (float)fd, *g = (float)gd, *h = (float)hd;
 }
 
-static inline void f_relu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_relu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   *f = x > 0.0f ? x : 0.0f, *g = x > 0.0f ? 1.0f : 0.0f, *h = 0.0f;
 }
 
-static inline void f_prelu(float x, float alpha, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_prelu(float x, float alpha, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p1, (void)p2, (void)p3;
   *f = x > 0.0f ? x : alpha * x, *g = x > 0.0f ? 1.0f : alpha, *h = 0.0f;
 }
 
-static inline void f_leaky_relu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_leaky_relu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   f_prelu(x, (float)DPT_LEAKY_SLOPE, 0, 0, 0, f, g, h);
 }
@@ -345,7 +350,7 @@ static inline void f_leaky_relu(float x, float p0, float p1, float p2, float p3,
  * Φ(x) = ½erfc(z) for x < 0 (full relative accuracy in the tail), 1 − ½erfc(z) for x ≥ 0.
  * Φ and φ = e^{−x²/2}/√(2π) both go through fexp; x is clamped to ±14, past which φ and
  * ½erfc(|x|/√2) are below FLT_MIN (flushed) and x² cannot overflow. */
-static inline void f_gelu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_gelu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float xc = clampf_(x, -14.0f, 14.0f), z = fabsf(xc) * (float)INV_SQRT2;
   float t = 1.0f / (1.0f + 0.5f * z);
@@ -360,14 +365,14 @@ static inline void f_gelu(float x, float p0, float p1, float p2, float p3, float
   *f = x * Phi, *g = Phi + xc * phi, *h = phi * (2.0f - xc * xc);
 }
 
-static inline void f_elu(float x, float alpha, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_elu(float x, float alpha, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p1, (void)p2, (void)p3;
   float xn = x > 0.0f ? 0.0f : x, e, em1;
   fexp_parts(xn, &e, &em1);
   *f = x > 0.0f ? x : alpha * em1, *g = x > 0.0f ? 1.0f : alpha * e, *h = x > 0.0f ? 0.0f : alpha * e;
 }
 
-static inline void f_selu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_selu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   const float lam = (float)DPT_SELU_LAMBDA;
   float fv, gv, hv;
@@ -375,25 +380,25 @@ static inline void f_selu(float x, float p0, float p1, float p2, float p3, float
   *f = lam * fv, *g = lam * gv, *h = lam * hv;
 }
 
-static inline void f_silu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_silu(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float s, ds, t;
   f_sigmoid_parts(x, &s, &ds, &t);
   *f = x * s, *g = s + x * ds, *h = ds * (2.0f + x * t);
 }
 
-static inline void f_gaussian(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_gaussian(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float xc = clampf_(x, -10.0f, 10.0f), e, em1;
   fexp_parts(-xc * xc, &e, &em1);
-  *f = e, *g = -2.0f * xc * e, *h = (4.0f * xc * xc - 2.0f) * e;
+  *f = keep_nan_f(x, e), *g = -2.0f * xc * e, *h = (4.0f * xc * xc - 2.0f) * e;
 }
 
 /* log1p(u) for u = e^{−|x|} ∈ [0, 1]: log1p(u) = 2 atanh(u/(2+u)). For u > √2 − 1 the
  * argument is reduced with 1 + u = 2(1 + w), w = (u − 1)/2 = expm1(−|x|)/2, adding ln 2.
  * Then |z| = |w/(2+w)| ≤ 0.172 and five terms of 2(z + z³/3 + ... + z⁹/9) leave a
  * remainder under 1e-9 relative. */
-static inline float f_log1p_exp_neg(float e, float em1) {
+ACT_INLINE float f_log1p_exp_neg(float e, float em1) {
   bool big = e > 0.41421356f;
   float w = big ? 0.5f * em1 : e;
   float off = big ? 0.693147181f : 0.0f;
@@ -401,96 +406,106 @@ static inline float f_log1p_exp_neg(float e, float em1) {
   return off + 2.0f * z * (1.0f + z2 * (1.0f / 3 + z2 * (1.0f / 5 + z2 * (1.0f / 7 + z2 * (1.0f / 9)))));
 }
 
-static inline void f_softplus(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
+ACT_INLINE void f_softplus(float x, float p0, float p1, float p2, float p3, float *f, float *g, float *h) {
   (void)p0, (void)p1, (void)p2, (void)p3;
   float ax = fabsf(x), e, em1;
   fexp_parts(-ax, &e, &em1);
   float q = 1.0f / (1.0f + e);
   *g = x >= 0.0f ? q : e * q;
   *h = e * q * q;
-  *f = (x > 0.0f ? x : 0.0f) + f_log1p_exp_neg(e, em1);
+  *f = keep_nan_f(x, (x > 0.0f ? x : 0.0f) + f_log1p_exp_neg(e, em1));
 }
 
 /* ---- 4. loops --------------------------------------------------------------------
- * One kernel per (operator, dtype). Outputs that are NULL go to a stack scratch chunk, so
- * the loop body is the same straight-line code for every combination; y-only (the
- * forward pass) has its own loop so the compiler drops f' and f'' there. Shared
- * parameters are loaded into locals before the loop; per-unit parameters are read from
- * [nparams][cols] rows. */
+ * One kernel per (operator, dtype), walking the values in chunks of ACT_CHUNK. Outputs
+ * that are NULL go to a stack scratch chunk, so each loop body is straight-line code.
+ * Shared parameters are loaded into locals before the loop; per-unit parameters are read
+ * from their [nparams][cols] rows. */
 
 #define ACT_CHUNK 256
 
 /* Each kernel is compiled twice, for baseline x86-64 (SSE2: 4 floats a vector) and for
- * AVX2 (8 floats); the loader picks the one the CPU runs. No FMA: the C17 mode keeps
- * -ffp-contract=off, so both clones round identically. */
+ * AVX2 (8 floats); the loader picks the one the CPU runs. No FMA (the "avx2" target does
+ * not enable it, and C17 mode keeps -ffp-contract=off), so both clones round every
+ * operation the same way and give the same bits: ranks on different CPUs agree. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define ACT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define ACT_CLONES
 #endif
 
-#define DEFINE_KERNEL(NAME, T, ELEM)                                                                   \
-  ACT_CLONES static void NAME(const T *P, int np, bool per_unit, int64_t rows, int64_t cols, const T *x, T *y,  \
-                   T *d1, T *d2) {                                                                     \
-    T sy[ACT_CHUNK], sg[ACT_CHUNK], sh[ACT_CHUNK];                                                     \
-    bool yonly = d1 == NULL && d2 == NULL;                                                             \
-    if (!per_unit) {                                                                                   \
-      const T p0 = np > 0 ? P[0] : 0, p1 = np > 1 ? P[1] : 0, p2 = np > 2 ? P[2] : 0,                 \
-              p3 = np > 3 ? P[3] : 0;                                                                  \
-      const int64_t n = rows * cols;                                                                   \
-      if (yonly) {                                                                                     \
-        for (int64_t i = 0; i < n; ++i) {                                                              \
-          T f, g, h;                                                                                   \
-          ELEM(x[i], p0, p1, p2, p3, &f, &g, &h);                                                      \
-          y[i] = f;                                                                                    \
-        }                                                                                              \
-        return;                                                                                        \
-      }                                                                                                \
-      for (int64_t i0 = 0; i0 < n; i0 += ACT_CHUNK) {                                                  \
-        const int64_t len = n - i0 < ACT_CHUNK ? n - i0 : ACT_CHUNK;                                   \
-        T *yo = y ? y + i0 : sy, *go = d1 ? d1 + i0 : sg, *ho = d2 ? d2 + i0 : sh;                    \
-        const T *xi = x + i0;                                                                          \
-        for (int64_t k = 0; k < len; ++k) {                                                            \
-          T f, g, h;                                                                                   \
-          ELEM(xi[k], p0, p1, p2, p3, &f, &g, &h);                                                     \
-          yo[k] = f, go[k] = g, ho[k] = h;                                                             \
-        }                                                                                              \
-      }                                                                                                \
-      return;                                                                                          \
-    }                                                                                                  \
-    for (int64_t r = 0; r < rows; ++r) {                                                               \
-      for (int64_t c0 = 0; c0 < cols; c0 += ACT_CHUNK) {                                               \
-        const int64_t len = cols - c0 < ACT_CHUNK ? cols - c0 : ACT_CHUNK, o = r * cols + c0;          \
-        T *yo = y ? y + o : sy, *go = d1 ? d1 + o : sg, *ho = d2 ? d2 + o : sh;                       \
-        const T *xi = x + o, *q0 = P + c0, *q1 = np > 1 ? P + cols + c0 : q0,                          \
-                *q2 = np > 2 ? P + 2 * cols + c0 : q0, *q3 = np > 3 ? P + 3 * cols + c0 : q0;          \
-        for (int64_t k = 0; k < len; ++k) {                                                            \
-          T f, g, h;                                                                                   \
-          ELEM(xi[k], q0[k], q1[k], q2[k], q3[k], &f, &g, &h);                                         \
-          yo[k] = f, go[k] = g, ho[k] = h;                                                             \
-        }                                                                                              \
-      }                                                                                                \
-    }                                                                                                  \
+/* The chunk loop over len elements: STORE writes the outputs wanted (NULL ones go to the
+ * scratch chunk); PARAMS(k) gives element k's parameters. */
+#define ACT_SPAN(T, ELEM, PARAMS, STORE)                                                              \
+  for (int64_t k = 0; k < len; ++k) {                                                              \
+    T f, g, h;                                                                                     \
+    ELEM(xi[k], PARAMS(k), &f, &g, &h);                                                            \
+    STORE;                                                                                         \
+  }
+#define ACT_SHARED(k) p0, p1, p2, p3
+#define ACT_PER_UNIT(k) q0[k], q1[k], q2[k], q3[k]
+#define ACT_STORE_Y (yo[k] = f, (void)g, (void)h)
+#define ACT_STORE_YG (yo[k] = f, go[k] = g, (void)h)
+#define ACT_STORE_YGH (yo[k] = f, go[k] = g, ho[k] = h)
+
+/* Three loop bodies by the outputs asked for: y (inference, forward), y and f' (the
+ * forward pass of training), all three (H·v); the compiler drops what a body never stores. */
+#define ACT_SPANS(T, ELEM, PARAMS)                                                                 \
+  if (!d1 && !d2) {                                                                                \
+    ACT_SPAN(T, ELEM, PARAMS, ACT_STORE_Y)                                                         \
+  } else if (!d2) {                                                                                \
+    ACT_SPAN(T, ELEM, PARAMS, ACT_STORE_YG)                                                        \
+  } else {                                                                                         \
+    ACT_SPAN(T, ELEM, PARAMS, ACT_STORE_YGH)                                                       \
   }
 
-#define DEFINE_KERNELS(op)                            \
-  DEFINE_KERNEL(k64_##op, double, d_##op)             \
-  DEFINE_KERNEL(k32_##op, float, f_##op)
+#define DEFINE_KERNEL(NAME, T, ELEM, HAS_PARAMS)                                                   \
+  ACT_CLONES static void NAME(const T *P, int np, bool per_unit, int64_t rows, int64_t cols,      \
+                              const T *x, T *y, T *d1, T *d2) {                                    \
+    T sy[ACT_CHUNK], sg[ACT_CHUNK], sh[ACT_CHUNK];                                                 \
+    if (!(HAS_PARAMS && per_unit)) {                                                               \
+      const T p0 = np > 0 ? P[0] : 0, p1 = np > 1 ? P[1] : 0, p2 = np > 2 ? P[2] : 0,             \
+              p3 = np > 3 ? P[3] : 0;                                                              \
+      const int64_t n = rows * cols;                                                               \
+      for (int64_t i0 = 0; i0 < n; i0 += ACT_CHUNK) {                                              \
+        const int64_t len = n - i0 < ACT_CHUNK ? n - i0 : ACT_CHUNK;                               \
+        T *yo = y ? y + i0 : sy, *go = d1 ? d1 + i0 : sg, *ho = d2 ? d2 + i0 : sh;                \
+        const T *xi = x + i0;                                                                      \
+        ACT_SPANS(T, ELEM, ACT_SHARED)                                                             \
+      }                                                                                            \
+      return;                                                                                      \
+    }                                                                                              \
+    for (int64_t r = 0; r < rows; ++r) {                                                           \
+      for (int64_t c0 = 0; c0 < cols; c0 += ACT_CHUNK) {                                           \
+        const int64_t len = cols - c0 < ACT_CHUNK ? cols - c0 : ACT_CHUNK, o = r * cols + c0;      \
+        T *yo = y ? y + o : sy, *go = d1 ? d1 + o : sg, *ho = d2 ? d2 + o : sh;                   \
+        const T *xi = x + o, *q0 = P + c0, *q1 = np > 1 ? P + cols + c0 : q0,                      \
+                *q2 = np > 2 ? P + 2 * cols + c0 : q0, *q3 = np > 3 ? P + 3 * cols + c0 : q0;      \
+        ACT_SPANS(T, ELEM, ACT_PER_UNIT)                                                           \
+      }                                                                                            \
+    }                                                                                              \
+  }
 
-DEFINE_KERNELS(identity)
-DEFINE_KERNELS(step)
-DEFINE_KERNELS(sigmoid)
-DEFINE_KERNELS(tanh)
-DEFINE_KERNELS(soboleva)
-DEFINE_KERNELS(relu)
-DEFINE_KERNELS(leaky_relu)
-DEFINE_KERNELS(prelu)
-DEFINE_KERNELS(gelu)
-DEFINE_KERNELS(elu)
-DEFINE_KERNELS(selu)
-DEFINE_KERNELS(silu)
-DEFINE_KERNELS(gaussian)
-DEFINE_KERNELS(softplus)
+/* HAS_PARAMS = 0: the per-unit path is dead code (the entry points force shared
+ * parameters for operators without any) and is never compiled. */
+#define DEFINE_KERNELS(op, HAS_PARAMS)                \
+  DEFINE_KERNEL(k64_##op, double, d_##op, HAS_PARAMS) \
+  DEFINE_KERNEL(k32_##op, float, f_##op, HAS_PARAMS)
+
+DEFINE_KERNELS(identity, 0)
+DEFINE_KERNELS(step, 0)
+DEFINE_KERNELS(sigmoid, 0)
+DEFINE_KERNELS(tanh, 0)
+DEFINE_KERNELS(soboleva, 1)
+DEFINE_KERNELS(relu, 0)
+DEFINE_KERNELS(leaky_relu, 0)
+DEFINE_KERNELS(prelu, 1)
+DEFINE_KERNELS(gelu, 0)
+DEFINE_KERNELS(elu, 1)
+DEFINE_KERNELS(selu, 0)
+DEFINE_KERNELS(silu, 0)
+DEFINE_KERNELS(gaussian, 0)
+DEFINE_KERNELS(softplus, 0)
 
 typedef void (*kernel64_fn)(const double *, int, bool, int64_t, int64_t, const double *, double *, double *,
                             double *);

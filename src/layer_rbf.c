@@ -184,10 +184,6 @@ dpt_status dpt_rbf_fit(const dpt_comm *c, dpt_model *m, dpt_config *cfg, const v
   const int64_t k = ci.shape[0], d = ci.shape[1], nout = dpt_model_outputs(m);
   dpt_rbf_options o;
   DPT_CALL(dpt_rbf_options_read(cfg, "layer.0", k, &o));
-  int64_t fit_epochs;
-  double fit_lr;
-  DPT_CALL(dpt_config_get_int(cfg, "layer.0.fit_epochs", 500, 0, 100000000, &fit_epochs));
-  DPT_CALL(dpt_config_get_double(cfg, "layer.0.fit_lr", 0.5, 0.0, 1e6, DPT_RANGE_OPEN_LO, &fit_lr));
   DPT_CHECK(o.units == k, DPT_ERR_INTERNAL, "rbf fit: layer.0.units %lld but the model has %lld centers",
             (long long)o.units, (long long)k);
   info->learn = o.learn;
@@ -230,8 +226,8 @@ dpt_status dpt_rbf_fit(const dpt_comm *c, dpt_model *m, dpt_config *cfg, const v
     }
     info->closed_form = true;
   } else {
-    DPT_TRY(fit_gd(c, m, X, y, count, n, ci.offset, ci.count + wi.count, fit_epochs, fit_lr));
-    info->gd_steps = fit_epochs;
+    DPT_TRY(fit_gd(c, m, X, y, count, n, ci.offset, ci.count + wi.count, o.fit_epochs, o.fit_lr));
+    info->gd_steps = o.fit_epochs;
   }
   DPT_TRY(mean_loss(c, m, X, y, count, n, &info->loss));
 done:

@@ -1,4 +1,8 @@
 /* optim.c — first-order optimizers over the flat parameter buffer (optim.h). */
+/* Built with -fno-math-errno (launch/optim/CMakeLists.txt sets it on this file): sqrt of a
+ * non-negative number never sets errno, and without the flag GCC keeps a scalar libm call in
+ * each loop of the adaptive rules (to set errno on negative input), which blocks
+ * vectorization. Results per element are unchanged: IEEE sqrt is correctly rounded. */
 #include "dptrain/optim.h"
 
 #include <math.h>

@@ -43,6 +43,8 @@ void dpt_rbf_options_default(dpt_rbf_options *o) {
   o->gng_refine = -1; /* -1: λ · units */
   o->learn = DPT_RBF_LEARN_2STEP;
   o->ridge = 1e-8;
+  o->fit_epochs = 500;
+  o->fit_lr = 0.5;
 }
 
 dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, int64_t def_units, dpt_rbf_options *o) {
@@ -73,6 +75,8 @@ dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, int64_t de
   DPT_CALL(dpt_config_get_choice(cfg, KEY("learn"), learn_names, "2step", &idx));
   o->learn = (dpt_rbf_learn)idx;
   DPT_CALL(dpt_config_get_double(cfg, KEY("ridge"), 1e-8, 0.0, 1e12, DPT_RANGE_CLOSED, &o->ridge));
+  DPT_CALL(dpt_config_get_int(cfg, KEY("fit_epochs"), 500, 0, 100000000, &o->fit_epochs));
+  DPT_CALL(dpt_config_get_double(cfg, KEY("fit_lr"), 0.5, 0.0, 1e6, DPT_RANGE_OPEN_LO, &o->fit_lr));
 #undef KEY
   return DPT_OK;
 }

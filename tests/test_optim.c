@@ -404,6 +404,41 @@ static void test_defaults_and_momentum(void **state) {
   dpt_optim_destroy(&o);
 }
 
+/* Adam's bias correction uses the product of the β₁ actually used (1-cycle varies β₁): with
+ * a constant gradient g = 1, m̂ = m/(1 − Πβ₁) is exactly 1 whatever the β₁ sequence, so
+ * each step moves θ by α/(δ + 1). (β₁^t with the current β₁ would give m̂ = 0.28/0.36.) */
+static void test_adam_varying_beta1(void **state) {
+  (void)state;
+  dpt_optim *o = make("[optimizer]\ntype = adam\nlr = 0.5\n", DPT_F64, 1);
+  double th = 0.0, g = 1.0;
+  dpt_optim_set_momentum(o, 0.9);
+  assert_dpt_ok(dpt_optim_step(o, &th, &g)); /* m = 0.1, Πβ₁ = 0.9 */
+  dpt_optim_set_momentum(o, 0.8);
+  assert_dpt_ok(dpt_optim_step(o, &th, &g)); /* m = 0.08 + 0.2 = 0.28, Πβ₁ = 0.72 */
+  /* 1e-15: m̂ = 0.28/0.28 and v̂ = 1 up to a few roundings of order-1 numbers */
+  assert_float_equal(th, -2.0 * 0.5 / (1e-8 + 1.0), 1e-15);
+  dpt_state_info info;
+  dpt_optim_state(o, 4, &info);
+  assert_string_equal(info.name, "beta1_power");
+  assert_float_equal(*(double *)info.data, 0.72, 1e-16); /* one rounding of 0.9·0.8 */
+  dpt_optim_destroy(&o);
+}
+
+/* The seed's momentum when a schedule changes α: only the new gradient's share uses the new
+ * α (v ← βv − α_t g), unlike PyTorch's form, which rescales the whole velocity. */
+static void test_momentum_lr_change(void **state) {
+  (void)state;
+  dpt_optim *o = make("[optimizer]\ntype = momentum\nlr = 0.1\nmomentum = 0.5\n", DPT_F64, 1);
+  double th = 1.0, g = 1.0;
+  assert_dpt_ok(dpt_optim_step(o, &th, &g)); /* v = −0.1, θ = 0.9 */
+  dpt_optim_set_lr(o, 0.2);
+  assert_true(dpt_optim_lr(o) == 0.2);
+  assert_true(dpt_optim_base_lr(o) == 0.1); /* α₀ for the schedules is kept */
+  assert_dpt_ok(dpt_optim_step(o, &th, &g)); /* v = −0.05 − 0.2 = −0.25, θ = 0.65 */
+  assert_float_equal(th, 0.65, 1e-15); /* PyTorch's form would give 0.9 − 0.2·1.5 = 0.6 */
+  dpt_optim_destroy(&o);
+}
+
 static void test_invalid(void **state) {
   (void)state;
   assert_dpt_fails(try_make("[optimizer]\ntype = sgd\nlr = 0\n"), DPT_ERR_INPUT, "optimizer.lr: expected a number in (0");
@@ -440,7 +475,8 @@ int main(void) {
       cmocka_unit_test(test_nesterov_protocol), cmocka_unit_test(test_convergence),
       cmocka_unit_test(test_f32_matches_f64),  cmocka_unit_test(test_clip_norm),
       cmocka_unit_test(test_state_restore_bitwise), cmocka_unit_test(test_state_names),
-      cmocka_unit_test(test_defaults_and_momentum), cmocka_unit_test(test_invalid),
+      cmocka_unit_test(test_defaults_and_momentum), cmocka_unit_test(test_adam_varying_beta1),
+      cmocka_unit_test(test_momentum_lr_change),    cmocka_unit_test(test_invalid),
   };
   return dpt_test_run(tests);
 }

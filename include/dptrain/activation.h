@@ -89,7 +89,8 @@ dpt_status dpt_act_parse(const char *name, const char *key /* for the message */
  * any of y/d1/d2 may be NULL (not computed). params: nparams values shared by all units, or
  * [nparams][cols] (param j of unit c at params[j*cols + c]) when per_unit. params may be
  * NULL (the defaults of the table, shared); it is ignored when nparams == 0. Outputs may
- * alias x (in-place), never each other. rows or cols may be 0. */
+ * alias x (in-place), never each other. rows or cols may be 0; an a out of range computes
+ * nothing (callers hold values from dpt_act_parse). */
 void dpt_act_eval_f32(dpt_act a, const float *params, bool per_unit, int64_t rows, int64_t cols,
                       const float *x, float *y, float *d1, float *d2);
 void dpt_act_eval_f64(dpt_act a, const double *params, bool per_unit, int64_t rows, int64_t cols,

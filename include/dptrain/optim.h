@@ -38,7 +38,8 @@
  *             m̂ = m/(1 − Πβ₁) ;  v̂ = v/(1 − Πβ₂) ;  θ ← θ − α m̂/(δ + √v̂)
  *             β₁ = 0.9, β₂ = 0.999, δ = 1e-8, α = 1e-3. Πβ is the product of the β used in
  *             steps 1..t (= β^t while β is constant; exact when 1-cycle varies β₁).
- *             PyTorch: the same; Kingma & Ba's "efficient" form and TensorFlow use
+ *             Evaluated as PyTorch does: θ ← θ − (α/(1−Πβ₁)) · m/(√v/√(1−Πβ₂) + δ)
+ *             (the same value up to rounding). Kingma & Ba's "efficient" form and TensorFlow use
  *             α√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + δ̂), i.e. δ not scaled by the bias correction.
  *   adamw     θ ← θ − αλθ, then the adam rule with g = c∇J (decoupled decay, λ default 0.01)
  *             PyTorch writes θ ← θ(1 − αλ): the same.
@@ -133,7 +134,9 @@ int64_t dpt_optim_steps(const dpt_optim *o);
  * NaN otherwise). */
 double dpt_optim_grad_norm(const dpt_optim *o);
 
-/* State by name: i in [0, dpt_optim_num_states(o)). Always "t" (int64) and "lr" (double),
+/* State by name: i in [0, dpt_optim_num_states(o)). Read or restore it between steps (after
+ * dpt_optim_step or dpt_optim_cancel): after dpt_optim_prepare, Nesterov's params hold the
+ * look-ahead θ + βv, not θ. Always "t" (int64) and "lr" (double),
  * then per type: momentum/nesterov "v"; adagrad "r"; rmsprop "r" (+ "g_mean" when centered,
  * + "v" with momentum); adadelta "r", "s"; adam/adamw "m", "v", "beta1_power",
  * "beta2_power" (Πβ₁, Πβ₂, double). Arrays have n elements of the dtype. */

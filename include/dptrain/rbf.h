@@ -86,12 +86,15 @@ typedef struct dpt_rbf_options {
   int64_t gng_refine;           /* gng_refine: signals after the node budget is reached (−1: λ·units) */
   dpt_rbf_learn learn;          /* learn */
   double ridge;                 /* ridge: λ in (1/N)Σ‖y − Φw‖² + λ‖w‖² (bias not penalized) */
+  int64_t fit_epochs;           /* fit_epochs: 2-step gradient steps when not closed form */
+  double fit_lr;                /* fit_lr: their step size */
 } dpt_rbf_options;
 
 /* Defaults for every field (units = 0: must be set). */
 void dpt_rbf_options_default(dpt_rbf_options *o);
 /* Reads the rbf keys of section (e.g. "layer.0"): units (default def_units), placement,
- * width, width_factor, sigma, kmeans_iters, kmeans_tol, gng_*, learn, ridge. Errors name
+ * width, width_factor, sigma, kmeans_iters, kmeans_tol, gng_*, learn, ridge, fit_epochs,
+ * fit_lr. Errors name
  * the key. Not collective. */
 dpt_status dpt_rbf_options_read(dpt_config *cfg, const char *section, int64_t def_units, dpt_rbf_options *o);
 /* Checks the options against the data before any work: units ≤ N (and ≤ gng_sample for

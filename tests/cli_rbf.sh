@@ -1,0 +1,60 @@
+#!/bin/bash
+# cli_rbf.sh — RBF layers through the command: `dptrain gradcheck` builds rbf models from the
+# config (the layer registry) and their centers' and widths' gradients, forward-mode
+# derivatives and H·v pass the central-difference check for every task, on 1 and 2 ranks;
+# invalid rbf settings stop with a one-line error naming the key and exit 1 on every rank.
+set -u
+DPTRAIN=${DPTRAIN:-build/dptrain}
+MPIEXEC=${MPIEXEC:-mpiexec --oversubscribe}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+cat > "$tmp/rbf.ini" <<'INI'
+[model]
+layers = 6
+[layer.0]
+type = rbf
+INI
+cat > "$tmp/deep.ini" <<'INI'
+[model]
+layers = 5,4
+activation = tanh
+[layer.0]
+type = rbf
+placement = gng
+width = nearest
+INI
+
+# 1. every task, both models: all tensors listed, check passes
+for ini in rbf deep; do
+  tasks="regression binary multiclass"
+  [ $ini = deep ] && tasks=multiclass
+  for task in $tasks; do
+    out=$("$DPTRAIN" gradcheck "$tmp/$ini.ini" --random --gradcheck.task=$task 2>&1) || fail "$ini $task: $out"
+    for t in layer_0/centers layer_0/widths layer_1/W layer_1/b; do
+      grep -q "^$t " <<<"$out" || fail "$ini $task: tensor $t not listed: $out"
+    done
+  done
+done
+
+# 2. on 2 ranks: printed once, passes
+out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$tmp/deep.ini" --random --rows 5 2>&1) || fail "2 ranks: $out"
+[ "$(grep -c '^layer_0/centers ' <<<"$out")" = 1 ] || fail "2 ranks: expected one report: $out"
+
+# 3. bad settings: exit 1, the key in a one-line error (printed once with 2 ranks)
+check_bad() { # ini-text key-needle [np]
+  printf '%s\n' "$1" > "$tmp/bad.ini"
+  if [ "${3:-1}" = 1 ]; then
+    out=$("$DPTRAIN" gradcheck "$tmp/bad.ini" --random 2>&1) && fail "accepted: $1"
+  else
+    out=$($MPIEXEC -n $3 "$DPTRAIN" gradcheck "$tmp/bad.ini" --random 2>&1) && fail "np $3: accepted: $1"
+  fi
+  grep -q "$2" <<<"$out" || fail "message lacks '$2': $out"
+  [ "$(grep -c 'error' <<<"$out")" = 1 ] || fail "expected one error line: $out"
+}
+check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nplacement = kmeans' "layer.0.placement" 2
+check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nsigma = -1' "layer.0.sigma"
+check_bad $'[model]\nlayers = 4\n[layer.1]\ntype = rbf' "layer.1.type: rbf is a hidden layer"
+check_bad $'[model]\nlayers = 4,3\n[layer.1]\ntype = rbf' "layer.1.type: rbf must be the first layer"
+echo "cli_rbf: ok"
