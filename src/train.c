@@ -10,6 +10,7 @@
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/rbf.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -203,6 +204,8 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   ck.c = c;
   const char *init_file = NULL;
   bool signals_on = false;
+  dpt_rbf_fit_info rbf;
+  memset(&rbf, 0, sizeof rbf);
   memset(res, 0, sizeof *res);
   res->val_loss = res->val_metric = NAN;
   if (params_out) *params_out = NULL;
@@ -249,6 +252,13 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
             : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
   if (init_file) AGREE(dpt_modelfile_init(c, init_file, m)); /* every rank reads the same bytes */
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
+  /* RBF networks (rbf.h): place layer.0's centers and widths on the training rows and fit the
+   * output weights (steps 1-2 of 2-step and 3-step learning); 2-step keeps them fixed below. */
+  AGREE(dpt_rbf_fit_dataset(c, m, cfg, train, p.seed, &rbf));
+  if (rbf.has_rbf && c->rank == 0 && !p.quiet)
+    printf("# rbf: %s learning, centers and widths placed, output weights by %s: train_loss %.6g\n",
+           rbf.learn == DPT_RBF_LEARN_2STEP ? "2-step" : "3-step",
+           rbf.closed_form ? "least squares" : "gradient descent", rbf.loss);
 
   /* Resume: parameters, optimizer and schedule state, position, history. */
   ck.s = (dpt_train_state){.model = m, .optim = o, .schedule = sched, .cfg = cfg, .task = task, .seed = p.seed};
@@ -302,7 +312,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
                            : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                            "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
                                            (long long)epoch, (long long)step, loss));
+      dpt_rbf_hold_grads(&rbf, p.dtype, grads);
       AGREE(dpt_optim_step(o, params, grads));
+      dpt_rbf_hold_params(&rbf, p.dtype, params);
       double te = MPI_Wtime();
       ph[PH_DATA] += tb - ta;
       ph[PH_FWDBWD] += tc - tb;
@@ -411,6 +423,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
 done:
   if (signals_on) dpt_signals_restore();
   dpt_free(&ck.s.history);
+  dpt_rbf_fit_info_free(&rbf);
   val_free(&vs);
   dpt_metrics_destroy(&metrics);
   dpt_trace_destroy(&trace);

@@ -41,7 +41,7 @@
  * loops; AVX2 is used where the CPU has it): measured in test_activation, tanh and sigmoid
  * are within 3 ulps in f32 and f64, every f32 output within 16 ulps (+ the function's own
  * condition) of the f64 value. Results below FLT_MIN (f32) / e^{−708} (f64) flush to 0.
- * GELU's erfc (f64) and Soboleva use libm. f64 values equal dpt_act_scalar's to the bit.
+ * GELU's erfc (f64 only) comes from libm. f64 values equal dpt_act_scalar's to the bit.
  *
  * NaN: the smooth operators give NaN for a NaN input (so a diverged run stays visible);
  * the piecewise ones follow their comparisons (relu(NaN) = 0, step(NaN) = 0).
