@@ -1,5 +1,6 @@
 /* dataset.c — HDF5 dataset: validation at open, collective row reads (see dataset.h). */
 #include "dptrain/dataset.h"
+#include "dataset_internal.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -7,16 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct dpt_dataset {
-  const dpt_comm *c;  /* borrowed */
-  char *path;         /* owned */
-  hid_t file, X, y;   /* owned HDF5 handles */
-  int64_t n, d, k;    /* rows, features, outputs */
-  int64_t classes;    /* classification: label range [0, classes) */
-  dpt_task task;
-  bool y_is_labels, has_val;
-  double scale;       /* uint8 X: value = stored * scale; else 1 */
-};
 
 const char *dpt_dataset_path(const dpt_dataset *ds) { return ds->path; }
 int64_t dpt_dataset_rows(const dpt_dataset *ds) { return ds->n; }
@@ -36,6 +27,8 @@ void dpt_dataset_close(dpt_dataset **ds) {
   if (!ds || !*ds) return;
   close_handles(*ds);
   dpt_free(&(*ds)->path);
+  dpt_free(&(*ds)->mean);
+  dpt_free(&(*ds)->std);
   dpt_free(ds);
 }
 
@@ -312,14 +305,9 @@ dpt_status dpt_dataset_read_rows(dpt_dataset *ds, const int64_t *rows, int64_t n
       for (int64_t j = 0; j < ds->d; ++j) {
         double v = dtype == DPT_F64 ? ((double *)dst)[j] : ((float *)dst)[j];
         if (!isfinite(v) && (bad_row < 0 || rp[i].row < bad_row)) bad_row = rp[i].row;
-        if (ds->scale != 1.0) {
-          if (dtype == DPT_F64)
-            ((double *)dst)[j] *= ds->scale;
-          else
-            ((float *)dst)[j] = (float)(((float *)dst)[j] * ds->scale);
-        }
       }
     }
+    dpt_dataset_transform(ds, dtype, X, n);
     if (bad_row >= 0)
       st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "%s: /X: row %lld: non-finite value", ds->path,
                          (long long)bad_row);
