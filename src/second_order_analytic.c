@@ -6,12 +6,15 @@
 /* f = ½ xᵀAx − bᵀx, ∇f = Ax − b, ∇²f = A. A [n, n] row-major symmetric. */
 static dpt_status quad_eval(void *ctx, const double *x, double *f, double *g) {
   const dpt_quadratic *q = ctx;
-  int n = (int)q->n;
-  double ax[q->n > 0 ? q->n : 1];
-  cblas_dgemv(CblasRowMajor, CblasNoTrans, n, n, 1.0, q->A, n, x, 1, 0.0, ax, 1);
-  *f = 0.5 * cblas_ddot(n, x, 1, ax, 1) - cblas_ddot(n, q->b, 1, x, 1);
-  if (g)
-    for (int i = 0; i < n; ++i) g[i] = ax[i] - q->b[i];
+  size_t n = q->n;
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    double ax = 0.0; /* (Ax)_i */
+    for (size_t j = 0; j < n; ++j) ax += q->A[i * n + j] * x[j];
+    sum += 0.5 * x[i] * ax - q->b[i] * x[i];
+    if (g) g[i] = ax - q->b[i];
+  }
+  *f = sum;
   return DPT_OK;
 }
 
