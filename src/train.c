@@ -9,6 +9,7 @@
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/second_order.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -170,9 +171,20 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   bool regression = task == DPT_TASK_REGRESSION;
   AGREE(dpt_model_create(cfg, p.dtype, dpt_dataset_features(train), dpt_dataset_outputs(train), task, &m));
   size_t n = dpt_model_num_params(m);
-  AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
-  AGREE(dpt_schedule_create(cfg, &sched));
-  AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  /* second-order methods (second_order.h) run a full-batch driver instead of the step loop */
+  const char *otype;
+  dpt_so_options so_opt;
+  AGREE(dpt_config_get_string(cfg, "optimizer.type", "sgd", &otype));
+  bool second_order = dpt_second_order_is_method(otype);
+  if (second_order) {
+    AGREE(dpt_so_options_read(cfg, &so_opt));
+    const char *unused; /* the full-batch driver reads every row once: no shuffle */
+    AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
+  } else {
+    AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
+    AGREE(dpt_schedule_create(cfg, &sched));
+    AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  }
   AGREE(dpt_config_check_unused(cfg));
   AGREE(dpt_trace_create(p.trace_path, 0, &trace));
   AGREE(dpt_metrics_create(p.metrics_path, c->rank == 0, p.quiet ? 0 : (int)p.progress, p.progress_every, &metrics));
@@ -196,8 +208,20 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
             : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
 
-  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
+  int64_t steps = second_order ? 0 : dpt_loader_steps_per_epoch(loader), global_step = 0;
   double t0 = MPI_Wtime();
+  if (second_order) { /* epochs = iterations, steps = function evaluations */
+    dpt_so_train_result sr;
+    AGREE(dpt_second_order_train(c, &so_opt, m, train, c->rank == 0 && !p.quiet ? dpt_so_log_stdout : NULL, NULL,
+                                 &sr));
+    res->epochs = sr.iters;
+    res->steps = sr.evals;
+    res->train_loss = sr.loss;
+    if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+    if (c->rank == 0 && !p.quiet)
+      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e\n", otype,
+             dpt_so_stop_name(sr.stop), (long long)sr.iters, (long long)sr.evals, (long long)sr.hvps, sr.loss, sr.gnorm);
+  } else
   for (int64_t epoch = 0; epoch < p.epochs; ++epoch) {
     double epoch_loss = 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
     int64_t epoch_rows = 0;

@@ -180,5 +180,7 @@ typedef struct dpt_so_train_result {
 dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, struct dpt_model *m,
                                   struct dpt_dataset *train, dpt_so_log_fn log, void *log_ctx,
                                   dpt_so_train_result *res);
+/* A log function printing one line per iteration to stdout (pass it on rank 0 only). */
+void dpt_so_log_stdout(void *ctx, const dpt_so_iter *it);
 
 #endif
