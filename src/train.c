@@ -11,6 +11,7 @@
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
 #include "dptrain/rbf.h"
+#include "dptrain/second_order.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -226,9 +227,20 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   AGREE(dpt_config_get_string(cfg, "model.init", NULL, &init_file));
   if (init_file && (!strcmp(init_file, "he") || !strcmp(init_file, "xavier") || !strcmp(init_file, "normal")))
     init_file = NULL;
-  AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
-  AGREE(dpt_schedule_create(cfg, &sched));
-  AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  /* second-order methods (second_order.h) run a full-batch driver instead of the step loop */
+  const char *otype;
+  dpt_so_options so_opt;
+  AGREE(dpt_config_get_string(cfg, "optimizer.type", "sgd", &otype));
+  bool second_order = dpt_second_order_is_method(otype);
+  if (second_order) {
+    AGREE(dpt_so_options_read(cfg, &so_opt));
+    const char *unused; /* the full-batch driver reads every row once: no shuffle */
+    AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
+  } else {
+    AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
+    AGREE(dpt_schedule_create(cfg, &sched));
+    AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  }
   if (val) { /* data.standardize: validation uses the training set's statistics */
     const double *mu, *sd;
     dpt_dataset_standardization(train, &mu, &sd);
@@ -268,6 +280,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   /* Resume: parameters, optimizer and schedule state, position, history. */
   ck.s = (dpt_train_state){.model = m, .optim = o, .schedule = sched, .cfg = cfg, .task = task, .seed = p.seed};
   snprintf(ck.s.history_names, sizeof ck.s.history_names, "epoch,train_loss,val_loss,val_metric,lr");
+  if (cp.resume && second_order)
+    AGREE(dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                        "checkpoint.resume: resuming is supported for first-order optimizers only (optimizer.type = %s)", otype));
   if (cp.resume) {
     bool loaded = false;
     char used[4300];
@@ -288,11 +303,23 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   AGREE(dpt_signals_install());
   signals_on = true;
 
-  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = ck.s.global_step;
+  int64_t steps = second_order ? 0 : dpt_loader_steps_per_epoch(loader), global_step = ck.s.global_step;
   const int64_t start_epoch = ck.s.epoch, start_step = ck.s.step_in_epoch;
   res->epochs = start_epoch;
   res->steps = global_step;
   double t0 = MPI_Wtime();
+  if (second_order) { /* epochs = iterations, steps = function evaluations */
+    dpt_so_train_result sr;
+    AGREE(dpt_second_order_train(c, &so_opt, m, train, c->rank == 0 && !p.quiet ? dpt_so_log_stdout : NULL, NULL,
+                                 &sr));
+    res->epochs = sr.iters;
+    res->steps = sr.evals;
+    res->train_loss = sr.loss;
+    if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+    if (c->rank == 0 && !p.quiet)
+      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e\n", otype,
+             dpt_so_stop_name(sr.stop), (long long)sr.iters, (long long)sr.evals, (long long)sr.hvps, sr.loss, sr.gnorm);
+  } else
   for (int64_t epoch = start_epoch; epoch < p.epochs; ++epoch) {
     double epoch_loss = epoch == start_epoch ? ck.s.epoch_loss_sum : 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
     int64_t epoch_rows = epoch == start_epoch ? ck.s.epoch_rows : 0;
