@@ -229,6 +229,11 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
   AGREE(dpt_schedule_create(cfg, &sched));
   AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  if (val) { /* data.standardize: validation uses the training set's statistics */
+    const double *mu, *sd;
+    dpt_dataset_standardization(train, &mu, &sd);
+    AGREE(dpt_dataset_set_standardization(val, mu, sd));
+  }
   AGREE(dpt_config_check_unused(cfg));
   AGREE(dpt_trace_create(p.trace_path, 0, &trace));
   AGREE(dpt_metrics_create(p.metrics_path, c->rank == 0, p.quiet ? 0 : (int)p.progress, p.progress_every, &metrics));
