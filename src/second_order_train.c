@@ -1,158 +1,164 @@
-/* second_order_train.c — the model-backed objective (full training set sharded over ranks)
- * and the full-batch second-order driver called by the training loop. */
+/* second_order_train.c — the model-backed objective over a sharded training set and the
+ * full-batch driver dpt_second_order_train (second_order.h).
+ *
+ * f(θ) = (1/N) Σ_rows ℓ(θ; row) over the whole training set. Rank r holds rows
+ * dpt_shard_range(N, P, r); each evaluation computes its shard's part with scale 1/N and the
+ * parts are summed over ranks in double. The sum is reduced to rank 0 and broadcast (not
+ * MPI_Allreduce), so every rank gets bitwise the same f, ∇f and H·v and takes the same
+ * line-search and CG branches (an allreduce may round differently on different ranks). */
+#include "dptrain/second_order.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dptrain/dataset.h"
-#include "dptrain/second_order.h"
-#include "dptrain/second_order_train.h"
-#include "dptrain/types.h"
+#include "dptrain/model.h"
 
-/* Everything the objective needs; buffers owned by it (freed in model_obj_free). */
-typedef struct model_obj {
+typedef struct model_objective {
   const dpt_comm *c;
-  dpt_model *m;         /* borrowed */
-  dpt_dtype dtype;
-  size_t n;             /* parameters */
-  int64_t rows;         /* rows on this rank */
-  int64_t n_global;     /* N */
-  void *X;              /* [rows, features] dtype */
-  int32_t *labels;      /* [rows] or NULL */
-  void *values;         /* [rows, k] dtype or NULL */
-  void *v_dt, *hv_dt;   /* [n] dtype scratch */
-} model_obj;
+  dpt_model *m;
+  dpt_dtype dt;
+  size_t n;
+  int64_t rows, N;       /* local rows, global rows */
+  void *X, *values;      /* local shard [rows, d], [rows, k] in dtype (owned) */
+  int32_t *labels;       /* [rows] (owned) */
+  void *vbuf, *hvbuf;    /* [n] in dtype (owned) */
+  double *acc;           /* [n + 1] reduction buffer (owned) */
+} model_objective;
 
-static void to_dtype(dpt_dtype t, const double *x, size_t n, void *out) {
-  if (t == DPT_F64) memcpy(out, x, n * sizeof *x);
+static void to_dtype(dpt_dtype dt, const double *x, void *out, size_t n) {
+  if (dt == DPT_F64)
+    memcpy(out, x, n * sizeof *x);
   else
-    for (size_t i = 0; i < n; i++) ((float *)out)[i] = (float)x[i];
-}
-static void from_dtype(dpt_dtype t, const void *in, size_t n, double *x) {
-  if (t == DPT_F64) memcpy(x, in, n * sizeof *x);
-  else
-    for (size_t i = 0; i < n; i++) x[i] = (double)((const float *)in)[i];
+    for (size_t i = 0; i < n; ++i) ((float *)out)[i] = (float)x[i];
 }
 
-/* Sums [n] doubles over ranks in place (identical result on every rank). */
-static dpt_status allreduce(const dpt_comm *c, double *x, size_t n) {
-  int count;
-  DPT_CALL(dpt_cast_int((int64_t)n, "second-order reduction length", &count));
-  DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, x, count, MPI_DOUBLE, MPI_SUM, c->comm));
+static void to_double(dpt_dtype dt, const void *in, double *out, size_t n) {
+  if (dt == DPT_F64)
+    memcpy(out, in, n * sizeof *out);
+  else
+    for (size_t i = 0; i < n; ++i) out[i] = (double)((const float *)in)[i];
+}
+
+/* acc [count] summed over ranks, the same bits on every rank: reduce to 0, broadcast. */
+static dpt_status sum_over_ranks(const dpt_comm *c, double *acc, size_t count) {
+  int cnt;
+  DPT_CALL(dpt_cast_int((int64_t)count, "reduction length", &cnt));
+  if (c->size == 1) return DPT_OK;
+  DPT_CALL_MPI(MPI_Reduce(c->rank == 0 ? MPI_IN_PLACE : acc, acc, cnt, MPI_DOUBLE, MPI_SUM, 0, c->comm));
+  DPT_CALL_MPI(MPI_Bcast(acc, cnt, MPI_DOUBLE, 0, c->comm));
   return DPT_OK;
 }
 
 static dpt_status model_eval(void *ctx, const double *x, double *f, double *g) {
-  model_obj *o = ctx;
-  dpt_status st;
-  to_dtype(o->dtype, x, o->n, dpt_model_params(o->m));
+  model_objective *mo = ctx;
+  to_dtype(mo->dt, x, dpt_model_params(mo->m), mo->n);
+  dpt_status st = dpt_model_zero_grads(mo->m);
   double loss = 0.0;
-  st = dpt_model_zero_grads(o->m);
-  if (st == DPT_OK) {
-    const dpt_targets y = {o->labels, o->values};
-    st = dpt_model_forward_backward(o->m, o->X, &y, o->rows, 1.0 / (double)o->n_global, &loss, NULL, NULL);
-  }
-  /* A local failure must not strand the other ranks in the reduction below. */
-  DPT_CALL(dpt_comm_agree(o->c, st));
-  from_dtype(o->dtype, dpt_model_grads(o->m), o->n, g);
-  g[o->n] = loss; /* reduce loss with the gradient: g has n + 1 slots (see create) */
-  DPT_CALL(allreduce(o->c, g, o->n + 1));
-  *f = g[o->n];
+  dpt_targets y = {mo->labels, mo->values};
+  if (st == DPT_OK)
+    st = dpt_model_forward_backward(mo->m, mo->X, &y, mo->rows, 1.0 / (double)mo->N, &loss, NULL, NULL);
+  DPT_CALL(dpt_comm_agree(mo->c, st));
+  to_double(mo->dt, dpt_model_grads(mo->m), mo->acc, mo->n);
+  mo->acc[mo->n] = loss;
+  DPT_CALL(sum_over_ranks(mo->c, mo->acc, mo->n + 1));
+  *f = mo->acc[mo->n];
+  if (g) memcpy(g, mo->acc, mo->n * sizeof *g);
   return DPT_OK;
 }
 
 static dpt_status model_hvp(void *ctx, const double *x, const double *v, double *hv) {
-  model_obj *o = ctx;
-  to_dtype(o->dtype, x, o->n, dpt_model_params(o->m));
-  to_dtype(o->dtype, v, o->n, o->v_dt);
-  memset(o->hv_dt, 0, o->n * dpt_dtype_size(o->dtype));
-  const dpt_targets y = {o->labels, o->values};
-  DPT_CALL(dpt_comm_agree(o->c, dpt_model_hvp(o->m, o->X, &y, o->rows, 1.0 / (double)o->n_global, o->v_dt,
-                                                o->hv_dt)));
-  from_dtype(o->dtype, o->hv_dt, o->n, hv);
-  DPT_CALL(allreduce(o->c, hv, o->n));
+  model_objective *mo = ctx;
+  size_t es = dpt_dtype_size(mo->dt);
+  to_dtype(mo->dt, x, dpt_model_params(mo->m), mo->n);
+  to_dtype(mo->dt, v, mo->vbuf, mo->n);
+  memset(mo->hvbuf, 0, mo->n * es);
+  dpt_targets y = {mo->labels, mo->values};
+  DPT_CALL(dpt_comm_agree(mo->c,
+                          dpt_model_hvp(mo->m, mo->X, &y, mo->rows, 1.0 / (double)mo->N, mo->vbuf, mo->hvbuf)));
+  to_double(mo->dt, mo->hvbuf, mo->acc, mo->n);
+  DPT_CALL(sum_over_ranks(mo->c, mo->acc, mo->n));
+  memcpy(hv, mo->acc, mo->n * sizeof *hv);
   return DPT_OK;
 }
 
-static void model_obj_free(model_obj *o) {
-  dpt_free(&o->X);
-  dpt_free(&o->labels);
-  dpt_free(&o->values);
-  dpt_free(&o->v_dt);
-  dpt_free(&o->hv_dt);
+static void model_objective_free(model_objective *mo) {
+  dpt_free(&mo->X);
+  dpt_free(&mo->values);
+  dpt_free(&mo->labels);
+  dpt_free(&mo->vbuf);
+  dpt_free(&mo->hvbuf);
+  dpt_free(&mo->acc);
 }
 
-/* The solver's gradient vectors have n entries; eval writes the loss into g[n], so it gets
- * a private n+1 buffer and copies out. */
-typedef struct wrap {
-  model_obj *o;
-  double *g1; /* [n + 1] */
-} wrap;
-static dpt_status wrap_eval(void *ctx, const double *x, double *f, double *g) {
-  wrap *w = ctx;
-  DPT_CALL(model_eval(w->o, x, f, w->g1));
-  if (g) memcpy(g, w->g1, w->o->n * sizeof *g);
-  return DPT_OK;
-}
-static dpt_status wrap_hvp(void *ctx, const double *x, const double *v, double *hv) {
-  wrap *w = ctx;
-  return model_hvp(w->o, x, v, hv);
-}
-
-typedef struct log_ctx {
-  int rank;
-  bool quiet;
-} log_ctx;
-static void log_iter(void *ctx, const dpt_so_iter *it) {
-  const log_ctx *l = ctx;
-  if (l->rank != 0 || l->quiet) return;
-  printf("iter %lld  loss %.9g  |g| %.4g  step %.4g  |dx| %.4g  evals %lld  hvps %lld\n", (long long)it->iter,
-         it->loss, it->gnorm, it->step, it->step_norm, (long long)it->evals, (long long)it->hvps);
-  fflush(stdout);
-}
-
-dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opts, dpt_model *m, dpt_dataset *train,
-                                  dpt_dtype dtype, bool quiet, dpt_so_result *res) {
+/* Reads this rank's shard (collective) and allocates the buffers. */
+static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_dataset *ds, model_objective *mo) {
   dpt_status st = DPT_OK;
-  model_obj mo = {.c = c, .m = m, .dtype = dtype, .n = dpt_model_num_params(m)};
-  wrap w = {&mo, NULL};
-  int64_t *rows = NULL;
-  double *x = NULL;
-  dpt_so_solver *s = NULL;
-  const size_t n = mo.n, es = dpt_dtype_size(dtype);
-  const int64_t N = dpt_dataset_rows(train), d = dpt_dataset_features(train), k = dpt_dataset_outputs(train);
-  const bool regression = dpt_dataset_task(train) == DPT_TASK_REGRESSION;
-  int64_t begin;
-  dpt_shard_range(N, c->size, c->rank, &begin, &mo.rows);
-  mo.n_global = N;
-  /* Same decision on every rank (n and the options are the same everywhere). */
-  DPT_TRY(dpt_so_create(opts, n, &s));
-  DPT_TRY(dpt_comm_agree(c, dpt_alloc((size_t)mo.rows, sizeof *rows, "shard row ids", &rows)));
-  for (int64_t i = 0; i < mo.rows; i++) rows[i] = begin + i;
-  DPT_TRY(dpt_comm_agree(c, dpt_alloc((size_t)(mo.rows * d), es, "training shard", &mo.X)));
-  if (regression) DPT_TRY(dpt_comm_agree(c, dpt_alloc((size_t)(mo.rows * k), es, "training targets", &mo.values)));
-  else DPT_TRY(dpt_comm_agree(c, dpt_alloc((size_t)mo.rows, sizeof(int32_t), "training labels", &mo.labels)));
-  DPT_TRY(dpt_dataset_read_rows(train, rows, mo.rows, dtype, mo.X, mo.labels, mo.values));
-  DPT_TRY(dpt_alloc(n, es, "H.v input", &mo.v_dt));
-  DPT_TRY(dpt_alloc(n, es, "H.v output", &mo.hv_dt));
-  DPT_TRY(dpt_alloc(n + 1, sizeof(double), "gradient and loss", &w.g1));
-  DPT_TRY(dpt_alloc(n, sizeof(double), "parameters", &x));
-  from_dtype(dtype, dpt_model_params(m), n, x);
-  dpt_objective obj = {.n = n, .ctx = &w, .eval = wrap_eval, .hvp = wrap_hvp};
-  log_ctx lc = {c->rank, quiet};
-  DPT_TRY(dpt_so_minimize(s, &obj, x, log_iter, &lc, res));
-  to_dtype(dtype, x, n, dpt_model_params(m));
-  if (c->rank == 0 && !quiet) {
-    printf("%s: stopped on %s after %lld iterations, %lld evaluations, %lld H.v; loss %.9g, |g| %.4g\n",
-           dpt_so_method_name(opts->method), res->reason, (long long)res->iters, (long long)res->evals,
-           (long long)res->hvps, res->loss, res->gnorm);
-    fflush(stdout);
-  }
+  int64_t begin, *rows = NULL;
+  memset(mo, 0, sizeof *mo);
+  mo->c = c;
+  mo->m = m;
+  mo->dt = dpt_model_dtype(m);
+  mo->n = dpt_model_num_params(m);
+  mo->N = dpt_dataset_rows(ds);
+  int64_t d = dpt_dataset_features(ds), k = dpt_dataset_outputs(ds);
+  bool regression = dpt_dataset_task(ds) == DPT_TASK_REGRESSION;
+  size_t es = dpt_dtype_size(mo->dt);
+  DPT_CHECK(mo->N > 0, DPT_ERR_INPUT, "%s: the training set is empty", dpt_dataset_path(ds));
+  dpt_shard_range(mo->N, c->size, c->rank, &begin, &mo->rows);
+  st = dpt_alloc((size_t)mo->rows, sizeof *rows, "training row ids", &rows);
+  if (st == DPT_OK) st = dpt_alloc((size_t)(mo->rows * d), es, "training X shard", &mo->X);
+  if (st == DPT_OK && regression) st = dpt_alloc((size_t)(mo->rows * k), es, "training y shard", &mo->values);
+  if (st == DPT_OK && !regression) st = dpt_alloc((size_t)mo->rows, sizeof(int32_t), "training labels", &mo->labels);
+  if (st == DPT_OK) st = dpt_alloc(mo->n, es, "H·v input", &mo->vbuf);
+  if (st == DPT_OK) st = dpt_alloc(mo->n, es, "H·v output", &mo->hvbuf);
+  if (st == DPT_OK) st = dpt_alloc(mo->n + 1, sizeof(double), "reduction buffer", &mo->acc);
+  for (int64_t i = 0; st == DPT_OK && i < mo->rows; ++i) rows[i] = begin + i;
+  DPT_TRY(dpt_comm_agree(c, st));
+  DPT_TRY(dpt_dataset_read_rows(ds, rows, mo->rows, mo->dt, mo->X, mo->labels, mo->values));
 done:
-  dpt_so_destroy(&s);
-  model_obj_free(&mo);
-  dpt_free(&w.g1);
   dpt_free(&rows);
-  dpt_free(&x);
+  if (st != DPT_OK) model_objective_free(mo);
   return st;
+}
+
+dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, dpt_model *m, dpt_dataset *train,
+                                  dpt_so_log_fn log, void *log_ctx, dpt_so_train_result *res) {
+  dpt_status st = DPT_OK;
+  model_objective mo;
+  dpt_so *s = NULL;
+  double *x = NULL;
+  memset(res, 0, sizeof *res);
+  DPT_CALL(model_objective_init(c, m, train, &mo));
+  double t0 = MPI_Wtime();
+  /* create can only fail on the options or memory: the same on every rank but memory */
+  DPT_TRY(dpt_comm_agree(c, dpt_so_create(opt, mo.n, &s)));
+  DPT_TRY(dpt_comm_agree(c, dpt_alloc(mo.n, sizeof *x, "parameters in double", &x)));
+  to_double(mo.dt, dpt_model_params(m), x, mo.n);
+  dpt_objective obj = {.n = mo.n, .ctx = &mo, .eval = model_eval, .hvp = model_hvp};
+  dpt_so_result r;
+  /* every failure inside is agreed at the collective that raised it, so all ranks leave
+   * together with the same status */
+  DPT_TRY(dpt_so_minimize(s, &obj, x, log, log_ctx, &r));
+  to_dtype(mo.dt, x, dpt_model_params(m), mo.n);
+  res->iters = r.iters;
+  res->evals = r.evals;
+  res->hvps = r.hvps;
+  res->loss = r.f;
+  res->gnorm = r.gnorm;
+  res->stop = r.stop;
+  res->seconds = MPI_Wtime() - t0;
+done:
+  dpt_free(&x);
+  dpt_so_destroy(&s);
+  model_objective_free(&mo);
+  return st;
+}
+
+void dpt_so_log_stdout(void *ctx, const dpt_so_iter *it) {
+  (void)ctx;
+  printf("iter %lld  loss %.9g  |g| %.3e  step %.3g  evals %lld  hvps %lld\n", (long long)it->iter, it->f, it->gnorm,
+         it->alpha, (long long)it->evals, (long long)it->hvps);
+  fflush(stdout);
 }
