@@ -440,7 +440,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     AGREE(ckpt_save(&ck, &cp, p.quiet));
   }
   if (cp.model_out) {
-    AGREE(dpt_modelfile_save(c, cp.model_out, m, task, cfg, NULL));
+    dpt_standardize stdz; /* data.standardize: saved so eval/predict apply the same transform */
+    dpt_dataset_standardization(train, &stdz.mean, &stdz.std);
+    AGREE(dpt_modelfile_save(c, cp.model_out, m, task, cfg, &stdz));
     if (c->rank == 0 && !p.quiet) printf("model written: %s\n", cp.model_out);
   }
   AGREE(dpt_trace_write(c, trace));
