@@ -218,9 +218,12 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     res->steps = sr.evals;
     res->train_loss = sr.loss;
     if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
-    if (c->rank == 0 && !p.quiet)
-      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e\n", otype,
+    if (c->rank == 0 && !p.quiet) {
+      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e", otype,
              dpt_so_stop_name(sr.stop), (long long)sr.iters, (long long)sr.evals, (long long)sr.hvps, sr.loss, sr.gnorm);
+      if (val) printf("  val_loss %.9g  val_%s %.4f", res->val_loss, regression ? "r2" : "acc", res->val_metric);
+      printf("\n");
+    }
   } else
   for (int64_t epoch = 0; epoch < p.epochs; ++epoch) {
     double epoch_loss = 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
