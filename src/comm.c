@@ -41,8 +41,11 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
   memset(&pkt, 0, sizeof pkt);
   if (c->rank == first) {
     pkt.code = (int)local;
-    if (c->size > 1)
-      snprintf(pkt.msg, sizeof pkt.msg, "rank %d: %s", first, dpt_error_message());
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rank %d: ", first);
+    /* an error agreed before (nested phases) already names its rank */
+    if (c->size > 1 && strncmp(dpt_error_message(), "rank ", 5) != 0)
+      snprintf(pkt.msg, sizeof pkt.msg, "%s%s", prefix, dpt_error_message());
     else
       snprintf(pkt.msg, sizeof pkt.msg, "%s", dpt_error_message());
   }

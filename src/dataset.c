@@ -1,5 +1,6 @@
 /* dataset.c — HDF5 dataset: validation at open, collective row reads (see dataset.h). */
 #include "dptrain/dataset.h"
+#include "dataset_internal.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -7,16 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct dpt_dataset {
-  const dpt_comm *c;  /* borrowed */
-  char *path;         /* owned */
-  hid_t file, X, y;   /* owned HDF5 handles */
-  int64_t n, d, k;    /* rows, features, outputs */
-  int64_t classes;    /* classification: label range [0, classes) */
-  dpt_task task;
-  bool y_is_labels, has_val;
-  double scale;       /* uint8 X: value = stored * scale; else 1 */
-};
 
 const char *dpt_dataset_path(const dpt_dataset *ds) { return ds->path; }
 int64_t dpt_dataset_rows(const dpt_dataset *ds) { return ds->n; }
@@ -36,6 +27,8 @@ void dpt_dataset_close(dpt_dataset **ds) {
   if (!ds || !*ds) return;
   close_handles(*ds);
   dpt_free(&(*ds)->path);
+  dpt_free(&(*ds)->mean);
+  dpt_free(&(*ds)->std);
   dpt_free(ds);
 }
 
@@ -275,8 +268,9 @@ static dpt_status read_sorted(dpt_dataset *ds, hid_t d_id, const row_pos *rp, in
   return DPT_OK;
 }
 
-dpt_status dpt_dataset_read_rows(dpt_dataset *ds, const int64_t *rows, int64_t n, dpt_dtype dtype, void *X,
-                                 int32_t *labels, void *values) {
+/* Any rows: sorted, each distinct row read once into a staging buffer, then scattered. */
+static dpt_status read_rows_general(dpt_dataset *ds, const int64_t *rows, int64_t n, dpt_dtype dtype, void *X,
+                                    int32_t *labels, void *values) {
   dpt_status st = DPT_OK;
   row_pos *rp = NULL;
   unsigned char *tmp = NULL;
@@ -312,14 +306,9 @@ dpt_status dpt_dataset_read_rows(dpt_dataset *ds, const int64_t *rows, int64_t n
       for (int64_t j = 0; j < ds->d; ++j) {
         double v = dtype == DPT_F64 ? ((double *)dst)[j] : ((float *)dst)[j];
         if (!isfinite(v) && (bad_row < 0 || rp[i].row < bad_row)) bad_row = rp[i].row;
-        if (ds->scale != 1.0) {
-          if (dtype == DPT_F64)
-            ((double *)dst)[j] *= ds->scale;
-          else
-            ((float *)dst)[j] = (float)(((float *)dst)[j] * ds->scale);
-        }
       }
     }
+    dpt_dataset_transform(ds, dtype, X, n);
     if (bad_row >= 0)
       st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "%s: /X: row %lld: non-finite value", ds->path,
                          (long long)bad_row);
@@ -361,4 +350,81 @@ done:
   dpt_free(&slot);
   dpt_free(&tmp);
   return st;
+}
+
+/* Collective read of rows [first, first + m) of d_id (cols values each) straight into dst. */
+static dpt_status read_run(dpt_dataset *ds, hid_t d_id, int64_t first, int64_t m, int64_t cols, hid_t memtype,
+                           void *dst) {
+  hid_t fs = H5Dget_space(d_id), ms, dxpl = H5Pcreate(H5P_DATASET_XFER);
+  int rank = H5Sget_simple_extent_ndims(fs);
+  hsize_t start[2] = {(hsize_t)first, 0}, cnt[2] = {(hsize_t)m, (hsize_t)cols};
+  if (m > 0) {
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    ms = H5Screate_simple(rank, cnt, NULL);
+  } else {
+    H5Sselect_none(fs);
+    ms = H5Scopy(fs);
+    H5Sselect_none(ms);
+  }
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  herr_t e = H5Dread(d_id, memtype, ms, fs, dxpl, dst);
+  H5Pclose(dxpl);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  DPT_CHECK(e >= 0, DPT_ERR_IO, "%s: reading rows %lld..%lld failed (truncated file?)", ds->path, (long long)first,
+            (long long)(first + m));
+  return DPT_OK;
+}
+
+/* First row (from first) of m [m, cols] rows holding a non-finite value, -1 when none. */
+static int64_t first_nonfinite(const void *v, dpt_dtype dtype, int64_t m, int64_t cols) {
+  for (int64_t i = 0; i < m * cols; ++i) {
+    double x = dtype == DPT_F64 ? ((const double *)v)[i] : ((const float *)v)[i];
+    if (!isfinite(x)) return i / cols;
+  }
+  return -1;
+}
+
+/* Rows first .. first + n - 1 in order (the loader's shard reads): no sort, no staging copy. */
+static dpt_status read_rows_contiguous(dpt_dataset *ds, int64_t first, int64_t n, dpt_dtype dtype, void *X,
+                                       int32_t *labels, void *values) {
+  dpt_status st = DPT_OK;
+  hid_t mt = dtype == DPT_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
+  DPT_CALL(dpt_comm_agree(ds->c, DPT_OK)); /* matches the general path's agreement on its row checks */
+  if (X) {
+    DPT_CALL(dpt_comm_agree(ds->c, read_run(ds, ds->X, first, n, ds->d, mt, X)));
+    int64_t bad = first_nonfinite(X, dtype, n, ds->d);
+    if (bad >= 0)
+      st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "%s: /X: row %lld: non-finite value", ds->path,
+                         (long long)(first + bad));
+    DPT_CALL(dpt_comm_agree(ds->c, st));
+    dpt_dataset_transform(ds, dtype, X, n);
+  }
+  if (labels && ds->y_is_labels) {
+    DPT_CALL(dpt_comm_agree(ds->c, read_run(ds, ds->y, first, n, 1, H5T_NATIVE_INT32, labels)));
+    for (int64_t i = 0; i < n && st == DPT_OK; ++i)
+      if (labels[i] < 0 || labels[i] >= ds->classes)
+        st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                           "%s: /y: row %lld: class label outside [0, %lld)", ds->path, (long long)(first + i),
+                           (long long)ds->classes);
+    DPT_CALL(dpt_comm_agree(ds->c, st));
+  }
+  if (values && !ds->y_is_labels) {
+    DPT_CALL(dpt_comm_agree(ds->c, read_run(ds, ds->y, first, n, ds->k, mt, values)));
+    int64_t bad = first_nonfinite(values, dtype, n, ds->k);
+    if (bad >= 0)
+      st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "%s: /y: row %lld: non-finite value", ds->path,
+                         (long long)(first + bad));
+    DPT_CALL(dpt_comm_agree(ds->c, st));
+  }
+  return DPT_OK;
+}
+
+dpt_status dpt_dataset_read_rows(dpt_dataset *ds, const int64_t *rows, int64_t n, dpt_dtype dtype, void *X,
+                                 int32_t *labels, void *values) {
+  bool contiguous = n == 0 || (rows[0] >= 0 && rows[0] + n <= ds->n);
+  for (int64_t i = 1; contiguous && i < n; ++i) contiguous = rows[i] == rows[0] + i;
+  /* every rank takes the path it needs: both make the same collective calls in the same order */
+  if (contiguous) return read_rows_contiguous(ds, n ? rows[0] : 0, n, dtype, X, labels, values);
+  return read_rows_general(ds, rows, n, dtype, X, labels, values);
 }

@@ -107,6 +107,11 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   int mode;
   *out = NULL;
   DPT_CALL(dpt_config_get_choice(cfg, "data.shuffle", modes, "global", &mode));
+  bool standardize = false;
+  const double *mean, *std;
+  DPT_CALL(dpt_config_get_bool(cfg, "data.standardize", false, &standardize));
+  dpt_dataset_standardization(ds, &mean, &std);
+  if (standardize && !mean) DPT_CALL(dpt_dataset_standardize(ds));
   dpt_loader *l;
   DPT_CALL(dpt_calloc(1, sizeof *l, "loader", &l));
   int64_t n = dpt_dataset_rows(ds);

@@ -105,15 +105,13 @@ static dpt_status read_keys(dpt_config *cfg, dpt_schedule *s) {
     DPT_CALL(dpt_config_get_double(cfg, "schedule.final_div_factor", 1e4, 1.0, INFINITY, DPT_RANGE_OPEN_HI,
                                    &s->final_div_factor));
     DPT_CALL(dpt_config_get_bool(cfg, "schedule.cycle_momentum", true, &s->cycle_momentum));
-    if (s->cycle_momentum) {
-      DPT_CALL(dpt_config_get_double(cfg, "schedule.base_momentum", 0.85, 0.0, 1.0, DPT_RANGE_OPEN_HI,
-                                     &s->base_momentum));
-      DPT_CALL(dpt_config_get_double(cfg, "schedule.max_momentum", 0.95, 0.0, 1.0, DPT_RANGE_OPEN_HI,
-                                     &s->max_momentum));
-      DPT_CHECK(s->base_momentum <= s->max_momentum, DPT_ERR_INPUT,
-                "schedule.base_momentum: expected at most schedule.max_momentum (%g), got %g", s->max_momentum,
-                s->base_momentum);
-    }
+    DPT_CALL(dpt_config_get_double(cfg, "schedule.base_momentum", 0.85, 0.0, 1.0, DPT_RANGE_OPEN_HI,
+                                   &s->base_momentum));
+    DPT_CALL(dpt_config_get_double(cfg, "schedule.max_momentum", 0.95, 0.0, 1.0, DPT_RANGE_OPEN_HI,
+                                   &s->max_momentum));
+    DPT_CHECK(s->base_momentum <= s->max_momentum, DPT_ERR_INPUT,
+              "schedule.base_momentum: expected at most schedule.max_momentum (%g), got %g", s->max_momentum,
+              s->base_momentum);
     break;
   }
   case SCH_SGDR:
@@ -121,6 +119,52 @@ static dpt_status read_keys(dpt_config *cfg, dpt_schedule *s) {
     DPT_CALL(dpt_config_get_int(cfg, "schedule.t_mult", 1, 1, 1 << 20, &s->t_mult));
     DPT_CALL(dpt_config_get_double(cfg, "schedule.lr_min", 0.0, 0.0, INFINITY, DPT_RANGE_OPEN_HI, &s->lr_min));
     break;
+  }
+  return DPT_OK;
+}
+
+/* Every [schedule] key this module knows and the types it applies to (bit per sched_type). */
+#define BIT(t) (1u << (t))
+static const struct {
+  const char *key;
+  unsigned types;
+} KEYS[] = {
+    {"schedule.warmup_steps", ~0u},
+    {"schedule.lr_final", BIT(SCH_LINEAR)},
+    {"schedule.steps", BIT(SCH_LINEAR)},
+    {"schedule.factor", BIT(SCH_STEP) | BIT(SCH_PLATEAU)},
+    {"schedule.every", BIT(SCH_STEP)},
+    {"schedule.milestones", BIT(SCH_STEP)},
+    {"schedule.patience", BIT(SCH_PLATEAU)},
+    {"schedule.threshold", BIT(SCH_PLATEAU)},
+    {"schedule.threshold_mode", BIT(SCH_PLATEAU)},
+    {"schedule.cooldown", BIT(SCH_PLATEAU)},
+    {"schedule.lr_min", BIT(SCH_PLATEAU) | BIT(SCH_SGDR)},
+    {"schedule.total_steps", BIT(SCH_ONECYCLE)},
+    {"schedule.max_lr", BIT(SCH_ONECYCLE)},
+    {"schedule.pct_start", BIT(SCH_ONECYCLE)},
+    {"schedule.div_factor", BIT(SCH_ONECYCLE)},
+    {"schedule.final_div_factor", BIT(SCH_ONECYCLE)},
+    {"schedule.cycle_momentum", BIT(SCH_ONECYCLE)},
+    {"schedule.base_momentum", BIT(SCH_ONECYCLE)},
+    {"schedule.max_momentum", BIT(SCH_ONECYCLE)},
+    {"schedule.t0", BIT(SCH_SGDR)},
+    {"schedule.t_mult", BIT(SCH_SGDR)},
+};
+
+/* A given key of this module that the type does not read is an error that says so. */
+static dpt_status check_keys_apply(const dpt_config *cfg, sched_type type) {
+  for (size_t k = 0; k < sizeof KEYS / sizeof KEYS[0]; ++k) {
+    if (!dpt_config_has(cfg, KEYS[k].key) || (KEYS[k].types & BIT(type))) continue;
+    char list[512] = "";
+    for (size_t j = 0; j < sizeof KEYS / sizeof KEYS[0]; ++j)
+      if (KEYS[j].types & BIT(type)) {
+        if (list[0]) strcat(list, ", ");
+        strcat(list, KEYS[j].key + strlen("schedule."));
+      }
+    return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                         "%s: does not apply to schedule.type = %s (its keys: type, %s)", KEYS[k].key, TYPE_NAMES[type],
+                         list);
   }
   return DPT_OK;
 }
@@ -137,6 +181,7 @@ dpt_status dpt_schedule_create(dpt_config *cfg, dpt_schedule **out) {
   int type;
   DPT_TRY(dpt_config_get_choice(cfg, "schedule.type", TYPE_NAMES, "constant", &type));
   s->type = (sched_type)type;
+  DPT_TRY(check_keys_apply(cfg, s->type));
   DPT_TRY(read_keys(cfg, s));
   s->lr = NAN;
   s->best = INFINITY;

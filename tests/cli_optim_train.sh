@@ -51,5 +51,5 @@ expect_error "rho 1" "optimizer.rho" --optimizer.type=adadelta --optimizer.rho=1
 expect_error "unknown optimizer" "optimizer.type" --optimizer.type=lion
 expect_error "unknown schedule" "schedule.type" --schedule.type=cosine
 expect_error "T_mult < 1" "schedule.t_mult" --schedule.type=sgdr --schedule.t0=10 --schedule.t_mult=0
-expect_error "momentum for sgd" "optimizer.momentum" --optimizer.momentum=0.9
+expect_error "momentum for sgd" "optimizer.momentum: does not apply to optimizer.type = sgd" --optimizer.momentum=0.9
 exit $fail

@@ -224,6 +224,10 @@ static void test_invalid(void **state) {
   assert_dpt_fails(try_make("[schedule]\ntype = onecycle\ntotal_steps = 100\nbase_momentum = 0.99\n"), DPT_ERR_INPUT,
                    "schedule.base_momentum");
   assert_dpt_fails(try_make("[schedule]\nwarmup_steps = -3\n"), DPT_ERR_INPUT, "schedule.warmup_steps");
+  assert_dpt_fails(try_make("[schedule]\ntype = linear\nsteps = 4\nt0 = 3\n"), DPT_ERR_INPUT,
+                   "schedule.t0: does not apply to schedule.type = linear (its keys: type, warmup_steps, lr_final, steps)");
+  assert_dpt_fails(try_make("[schedule]\nfactor = 0.1\n"), DPT_ERR_INPUT,
+                   "schedule.factor: does not apply to schedule.type = constant");
 }
 
 int main(void) {

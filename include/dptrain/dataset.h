@@ -38,6 +38,17 @@ const char *dpt_dataset_path(const dpt_dataset *ds);
 dpt_status dpt_dataset_read_rows(dpt_dataset *ds, const int64_t *rows, int64_t n, dpt_dtype dtype, void *X,
                                  int32_t *labels, void *values);
 
+/* data.standardize. Collective: per-feature mean and population standard deviation of /X
+ * (after the uint8 scale) over all N rows, in double, from one pass over each rank's shard and
+ * one MPI sum; a constant feature gets std 1. Every later read returns (x - mean) / std. */
+dpt_status dpt_dataset_standardize(dpt_dataset *ds);
+/* Uses given statistics ([d] each, copied; both NULL: none), e.g. the training set's for the
+ * validation set or a model file's for prediction. Not collective. */
+dpt_status dpt_dataset_set_standardization(dpt_dataset *ds, const double *mean, const double *std);
+/* The statistics in use: borrowed [d] arrays valid until close or the next set; both NULL
+ * when the data is not standardized (the layout of checkpoint.h's dpt_standardize). */
+void dpt_dataset_standardization(const dpt_dataset *ds, const double **mean, const double **std);
+
 typedef struct dpt_batch {
   const void *X;  /* [n, d] in dtype, borrowed from the loader until the next call */
   dpt_targets y;  /* borrowed likewise */
@@ -46,7 +57,8 @@ typedef struct dpt_batch {
   int64_t first;    /* position of this rank's first row within the global batch */
 } dpt_batch;
 
-/* Reads data.shuffle (global|local|none). batch: global B (0 = full batch); micro: 0 fast
+/* Reads data.shuffle (global|local|none) and data.standardize (bool, default false: when
+ * true and ds is not standardized yet, calls dpt_dataset_standardize(ds)). batch: global B (0 = full batch); micro: 0 fast
  * mode (even split), > 0 exact mode micro-batches (dpt_shard_batch). */
 dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg, dpt_dtype dtype, int64_t batch,
                              int64_t micro, uint64_t seed, dpt_loader **out);

@@ -44,8 +44,8 @@
  *   adamw     θ ← θ − αλθ, then the adam rule with g = c∇J (decoupled decay, λ default 0.01)
  *             PyTorch writes θ ← θ(1 − αλ): the same.
  *
- * Keys (read by dpt_optim_create; only those that apply to the type are read, so a key that
- * does not apply is refused later as unknown by dpt_config_check_unused):
+ * Keys (read by dpt_optim_create; only those that apply to the type are read, and a given key
+ * that does not apply is an error naming the keys of the type):
  *   optimizer.type          sgd|momentum|nesterov|adagrad|rmsprop|adadelta|adam|adamw (sgd)
  *   optimizer.lr            α > 0      (1e-2; adam/adamw 1e-3; adadelta 1)
  *   optimizer.momentum      β ∈ [0, 1) (momentum/nesterov 0.9; rmsprop 0 = none)
@@ -167,7 +167,7 @@ void dpt_optim_state(dpt_optim *o, int i, dpt_state_info *info);
  *             α = lr_min + (α₀ − lr_min)(1 + cos(π (step − S_i)/T_i))/2
  * warmup_steps W > 0 (any type): α ← α · (step + 1)/W for step < W.
  *
- * Keys ([schedule]; only those of the type are read):
+ * Keys ([schedule]; only those of the type are read; a given key of another type is an error):
  *   schedule.type            constant|linear|step|plateau|onecycle|sgdr (constant)
  *   schedule.warmup_steps    ≥ 0 (0)
  *   linear:   schedule.lr_final ≥ 0 (0), schedule.steps ≥ 1 (required)
