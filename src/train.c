@@ -11,6 +11,7 @@
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
 #include "dptrain/rbf.h"
+#include "dptrain/reduce.h"
 #include "dptrain/second_order.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
@@ -236,6 +237,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     AGREE(dpt_so_options_read(cfg, &so_opt));
     const char *unused; /* the full-batch driver reads every row once: no shuffle */
     AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
+    dpt_reduce_opts ro; /* parallel.reduce = exact: the driver's sums are the exact reducer's */
+    AGREE(dpt_reduce_opts_read(cfg, &ro));
+    if (ro.mode == DPT_REDUCE_EXACT) so_opt.exact_micro = ro.micro_batch;
   } else {
     AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
     AGREE(dpt_schedule_create(cfg, &sched));
