@@ -14,6 +14,7 @@
 
 #include "dptrain/dataset.h"
 #include "dptrain/model.h"
+#include "dptrain/reduce.h"
 
 typedef struct model_objective {
   const dpt_comm *c;
@@ -25,6 +26,8 @@ typedef struct model_objective {
   int32_t *labels;       /* [rows] (owned) */
   void *vbuf, *hvbuf;    /* [n] in dtype (owned) */
   double *acc;           /* [n + 1] reduction buffer (owned) */
+  int64_t micro, begin;  /* exact mode: rows per micro-batch (0 = fast), first local row */
+  dpt_reducer *rg, *rh;  /* exact mode: reducers over the gradient and H·v buffers (owned) */
 } model_objective;
 
 static void to_dtype(dpt_dtype dt, const double *x, void *out, size_t n) {
@@ -51,9 +54,45 @@ static dpt_status sum_over_ranks(const dpt_comm *c, double *acc, size_t count) {
   return DPT_OK;
 }
 
+/* Exact mode: one term per micro-batch of this rank's rows, summed by the reducer r over
+ * buf (the model's gradient buffer, or hvbuf when v != NULL). *loss: the exact loss sum
+ * (gradient) ; a non-finite term makes *skip true on every rank. */
+static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, const void *v, double *loss,
+                             bool *skip) {
+  size_t es = dpt_dtype_size(mo->dt);
+  int64_t d = dpt_model_inputs(mo->m), k = dpt_model_outputs(mo->m);
+  dpt_status st = dpt_reducer_begin(r, (mo->N + mo->micro - 1) / mo->micro);
+  for (int64_t i = 0; st == DPT_OK && i < mo->rows; i += mo->micro) {
+    int64_t nb = mo->rows - i < mo->micro ? mo->rows - i : mo->micro;
+    const char *X = (const char *)mo->X + (size_t)(i * d) * es;
+    dpt_targets y = {mo->labels ? mo->labels + i : NULL,
+                     mo->values ? (const char *)mo->values + (size_t)(i * k) * es : NULL};
+    double l = 0.0;
+    memset(buf, 0, mo->n * es);
+    if (v)
+      st = dpt_model_hvp(mo->m, X, &y, nb, 1.0 / (double)mo->N, v, buf);
+    else
+      st = dpt_model_forward_backward(mo->m, X, &y, nb, 1.0 / (double)mo->N, &l, NULL, NULL);
+    if (st == DPT_OK) st = dpt_reducer_deposit(r, buf, l);
+  }
+  DPT_CALL(dpt_comm_agree(mo->c, st));
+  DPT_CALL(dpt_reducer_finish(r, loss, skip));
+  return DPT_OK;
+}
+
+static dpt_status model_eval_exact(model_objective *mo, double *f, double *g) {
+  double loss = 0.0;
+  bool skip = false;
+  DPT_CALL(exact_pass(mo, mo->rg, dpt_model_grads(mo->m), NULL, &loss, &skip));
+  *f = skip ? INFINITY : loss;
+  if (g) to_double(mo->dt, dpt_model_grads(mo->m), g, mo->n);
+  return DPT_OK;
+}
+
 static dpt_status model_eval(void *ctx, const double *x, double *f, double *g) {
   model_objective *mo = ctx;
   to_dtype(mo->dt, x, dpt_model_params(mo->m), mo->n);
+  if (mo->micro > 0) return model_eval_exact(mo, f, g);
   dpt_status st = dpt_model_zero_grads(mo->m);
   double loss = 0.0;
   dpt_targets y = {mo->labels, mo->values};
@@ -73,6 +112,14 @@ static dpt_status model_hvp(void *ctx, const double *x, const double *v, double 
   size_t es = dpt_dtype_size(mo->dt);
   to_dtype(mo->dt, x, dpt_model_params(mo->m), mo->n);
   to_dtype(mo->dt, v, mo->vbuf, mo->n);
+  if (mo->micro > 0) {
+    double unused = 0.0;
+    bool skip = false;
+    DPT_CALL(exact_pass(mo, mo->rh, mo->hvbuf, mo->vbuf, &unused, &skip));
+    DPT_CHECK(!skip, DPT_ERR_NUMERIC, "second-order: a Hessian-vector product is not finite");
+    to_double(mo->dt, mo->hvbuf, hv, mo->n);
+    return DPT_OK;
+  }
   memset(mo->hvbuf, 0, mo->n * es);
   dpt_targets y = {mo->labels, mo->values};
   DPT_CALL(dpt_comm_agree(mo->c,
@@ -84,6 +131,8 @@ static dpt_status model_hvp(void *ctx, const double *x, const double *v, double 
 }
 
 static void model_objective_free(model_objective *mo) {
+  dpt_reducer_destroy(&mo->rg);
+  dpt_reducer_destroy(&mo->rh);
   dpt_free(&mo->X);
   dpt_free(&mo->values);
   dpt_free(&mo->labels);
@@ -93,7 +142,8 @@ static void model_objective_free(model_objective *mo) {
 }
 
 /* Reads this rank's shard (collective) and allocates the buffers. */
-static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_dataset *ds, model_objective *mo) {
+static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_dataset *ds, int64_t micro,
+                                       model_objective *mo) {
   dpt_status st = DPT_OK;
   int64_t begin, *rows = NULL;
   memset(mo, 0, sizeof *mo);
@@ -106,7 +156,9 @@ static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_data
   bool regression = dpt_dataset_task(ds) == DPT_TASK_REGRESSION;
   size_t es = dpt_dtype_size(mo->dt);
   DPT_CHECK(mo->N > 0, DPT_ERR_INPUT, "%s: the training set is empty", dpt_dataset_path(ds));
-  dpt_shard_range(mo->N, c->size, c->rank, &begin, &mo->rows);
+  mo->micro = micro;
+  dpt_shard_batch(mo->N, micro, c->size, c->rank, &begin, &mo->rows); /* micro 0: dpt_shard_range */
+  mo->begin = begin;
   st = dpt_alloc((size_t)mo->rows, sizeof *rows, "training row ids", &rows);
   if (st == DPT_OK) st = dpt_alloc((size_t)(mo->rows * d), es, "training X shard", &mo->X);
   if (st == DPT_OK && regression) st = dpt_alloc((size_t)(mo->rows * k), es, "training y shard", &mo->values);
@@ -117,6 +169,15 @@ static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_data
   for (int64_t i = 0; st == DPT_OK && i < mo->rows; ++i) rows[i] = begin + i;
   DPT_TRY(dpt_comm_agree(c, st));
   DPT_TRY(dpt_dataset_read_rows(ds, rows, mo->rows, mo->dt, mo->X, mo->labels, mo->values));
+  if (micro > 0) {
+    dpt_reduce_opts ro;
+    dpt_reduce_opts_default(&ro);
+    ro.mode = DPT_REDUCE_EXACT;
+    ro.micro_batch = micro;
+    ro.on_nonfinite = DPT_NONFINITE_SKIP; /* a non-finite trial point is a rejected step */
+    DPT_TRY(dpt_reducer_create(c, &ro, mo->dt, mo->n, dpt_model_grads(m), &mo->rg));
+    DPT_TRY(dpt_reducer_create(c, &ro, mo->dt, mo->n, mo->hvbuf, &mo->rh));
+  }
 done:
   dpt_free(&rows);
   if (st != DPT_OK) model_objective_free(mo);
@@ -130,7 +191,7 @@ dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, 
   dpt_so *s = NULL;
   double *x = NULL;
   memset(res, 0, sizeof *res);
-  DPT_CALL(model_objective_init(c, m, train, &mo));
+  DPT_CALL(model_objective_init(c, m, train, opt->exact_micro, &mo));
   double t0 = MPI_Wtime();
   /* create can only fail on the options or memory: the same on every rank but memory */
   DPT_TRY(dpt_comm_agree(c, dpt_so_create(opt, mo.n, &s)));

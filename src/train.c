@@ -11,6 +11,7 @@
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
 #include "dptrain/rbf.h"
+#include "dptrain/reduce.h"
 #include "dptrain/second_order.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
@@ -236,6 +237,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     AGREE(dpt_so_options_read(cfg, &so_opt));
     const char *unused; /* the full-batch driver reads every row once: no shuffle */
     AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
+    dpt_reduce_opts ro; /* parallel.reduce = exact: the driver's sums are the exact reducer's */
+    AGREE(dpt_reduce_opts_read(cfg, &ro));
+    if (ro.mode == DPT_REDUCE_EXACT) so_opt.exact_micro = ro.micro_batch;
   } else {
     AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
     AGREE(dpt_schedule_create(cfg, &sched));
@@ -316,9 +320,12 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     res->steps = sr.evals;
     res->train_loss = sr.loss;
     if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
-    if (c->rank == 0 && !p.quiet)
-      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e\n", otype,
+    if (c->rank == 0 && !p.quiet) {
+      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e", otype,
              dpt_so_stop_name(sr.stop), (long long)sr.iters, (long long)sr.evals, (long long)sr.hvps, sr.loss, sr.gnorm);
+      if (val) printf("  val_loss %.9g  val_%s %.4f", res->val_loss, regression ? "r2" : "acc", res->val_metric);
+      printf("\n");
+    }
   } else
   for (int64_t epoch = start_epoch; epoch < p.epochs; ++epoch) {
     double epoch_loss = epoch == start_epoch ? ck.s.epoch_loss_sum : 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};

@@ -106,6 +106,33 @@ static void newton_and_sfn_dense(void **state) {
   same_iterates("type = sfn\nmax_iters = 10\ntol_grad = 0\ndamping = 1e-3", 0.4);
 }
 
+/* Exact mode (parallel.reduce = exact, micro-batches of 8 rows): the sums no longer depend
+ * on how the rows are grouped over ranks, so the iterates are bitwise those of one rank. */
+static void exact_mode_bitwise(void **state) {
+  (void)state;
+  const char *extra = "type = lbfgs\nmax_iters = 25\ntol_grad = 0\n[parallel]\nreduce = exact\nmicro_batch = 8";
+  dpt_comm self = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
+  dpt_train_result ref = {0}, res;
+  double *p_ref = NULL, *p = NULL;
+  size_t n_ref = 0, n = 0;
+  if (dpt_test_world.rank == 0) {
+    assert_int_equal(MPI_Comm_dup(MPI_COMM_SELF, &self.comm), MPI_SUCCESS);
+    MPI_Comm_set_errhandler(self.comm, MPI_ERRORS_RETURN);
+    assert_dpt_ok(train_with(&self, extra, &ref, &p_ref, &n_ref));
+    MPI_Comm_free(&self.comm);
+  }
+  assert_dpt_ok(train_with(&dpt_test_world, extra, &res, &p, &n));
+  assert_true(res.train_loss < 0.3);
+  if (dpt_test_world.rank == 0) {
+    assert_int_equal(res.epochs, ref.epochs);
+    assert_int_equal(res.steps, ref.steps);
+    assert_memory_equal(p, p_ref, n * sizeof *p); /* bitwise */
+    assert_memory_equal(&res.train_loss, &ref.train_loss, sizeof res.train_loss);
+  }
+  dpt_free(&p);
+  dpt_free(&p_ref);
+}
+
 /* Refusals reach every rank with the same one-line message (no hang). */
 static void bad_settings_named(void **state) {
   (void)state;
@@ -123,6 +150,7 @@ int main(void) {
       cmocka_unit_test(lbfgs_same_on_all_ranks),
       cmocka_unit_test(newton_cg_same_on_all_ranks),
       cmocka_unit_test(newton_and_sfn_dense),
+      cmocka_unit_test(exact_mode_bitwise),
       cmocka_unit_test(bad_settings_named),
   };
   return dpt_test_run(tests);

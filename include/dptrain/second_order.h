@@ -110,6 +110,9 @@ typedef struct dpt_so_options {
   double tol_grad, tol_rel, damping;
   int lanczos_k;
   int64_t dense_limit;
+  int64_t exact_micro; /* model-backed objective: 0 = fast sums; > 0 = exact mode (reduce.h)
+                        * with micro-batches of this many rows (train.c sets it from
+                        * parallel.reduce = exact and parallel.micro_batch) */
 } dpt_so_options;
 
 /* True for cg, newton, newton_cg, bfgs, lbfgs, sfn. */
@@ -175,8 +178,12 @@ typedef struct dpt_so_train_result {
  * dpt_shard_range, read once with dpt_dataset_read_rows) with the method of opt, starting
  * from the model's current parameters (identical on every rank), which hold the result on
  * return. Value, gradient and H·v are computed on the local shard with scale 1/N and summed
- * over ranks in double (MPI_Allreduce), so every rank takes the same branches. log is
- * called on every rank (print on rank 0 only). */
+ * over ranks in double (MPI_Reduce to rank 0 + MPI_Bcast: the same bits on every rank), so
+ * every rank takes the same branches. With opt->exact_micro = M > 0 the rows are cut into
+ * micro-batches of M (dpt_shard_batch) and each sum is the exact reducer's (reduce.h): in
+ * f64 the iterates are then bitwise the same for any rank count. A non-finite value at a
+ * trial point counts as +inf (the line search shortens the step); at the start it is an
+ * error. log is called on every rank (print on rank 0 only). */
 dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, struct dpt_model *m,
                                   struct dpt_dataset *train, dpt_so_log_fn log, void *log_ctx,
                                   dpt_so_train_result *res);
