@@ -130,8 +130,15 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
     dpt_shard_range(l->batch, c->size, c->rank, &begin, &count);
     l->cap = count;
   } else {
-    dpt_shard_batch(l->batch, micro, c->size, c->rank, &begin, &count); /* counts grow with n_global */
+    dpt_shard_batch(l->batch, micro, c->size, c->rank, &begin, &count);
     l->cap = count;
+    if (micro > 0) {
+      /* exact mode: a short batch can give this rank MORE rows than a full one (fewer
+       * micro-batches shift towards lower ranks), so bound by ceil(micro-batches / P) whole
+       * micro-batches */
+      int64_t n_micro = (l->batch + micro - 1) / micro, most = (n_micro + c->size - 1) / c->size * micro;
+      l->cap = most < l->batch ? most : l->batch;
+    }
   }
   int64_t d = dpt_dataset_features(ds), k = dpt_dataset_outputs(ds);
   size_t es = dpt_dtype_size(dtype);

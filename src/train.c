@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "dptrain/checkpoint.h"
+#include <cblas.h>
+
 #include "dptrain/dataset.h"
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
@@ -13,6 +15,7 @@
 #include "dptrain/rbf.h"
 #include "dptrain/reduce.h"
 #include "dptrain/second_order.h"
+#include "dptrain/timer.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -135,9 +138,9 @@ static void print_params(dpt_model *m, dpt_dtype dtype) {
   }
 }
 
-/* Phases of a step, timed on every rank and reported per epoch as max and mean over ranks. */
-enum { PH_DATA, PH_FWDBWD, PH_COMM, PH_OPTIM, PH_COUNT };
-static const char *const phase_names[PH_COUNT] = {"data", "forward_backward", "comm_wait", "optimizer"};
+/* Phases of a step (timer.h), timed on every rank and reported per epoch as max and mean
+ * over ranks. */
+enum { PH_COUNT = DPT_PHASE_COUNT };
 
 /* Checkpoints (checkpoint.h): the loop's state as a dpt_train_state, and resume. */
 enum { HIST_COLS = 5 };
@@ -193,6 +196,10 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   plan p;
   dpt_dataset *train = NULL, *val = NULL;
   dpt_model *m = NULL;
+  dpt_reducer *red = NULL;
+  dpt_reduce_opts ro;
+  dpt_reduce_tensor *tens = NULL;
+  dpt_param_info *tinfo = NULL;
   dpt_optim *o = NULL;
   dpt_schedule *sched = NULL;
   dpt_loader *loader = NULL;
@@ -214,6 +221,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
 
   AGREE(read_plan(cfg, &p));
   AGREE(dpt_checkpoint_read_config(cfg, &cp));
+  AGREE(dpt_reduce_opts_read(cfg, &ro));
   int threads = 1;
   AGREE(dpt_comm_set_blas_threads(c, (int)p.threads, &threads));
   AGREE(dpt_dataset_open(c, p.train_path, "train", &train));
@@ -233,17 +241,26 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   dpt_so_options so_opt;
   AGREE(dpt_config_get_string(cfg, "optimizer.type", "sgd", &otype));
   bool second_order = dpt_second_order_is_method(otype);
+  int n_tensors = 0;
   if (second_order) {
     AGREE(dpt_so_options_read(cfg, &so_opt));
     const char *unused; /* the full-batch driver reads every row once: no shuffle */
     AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
-    dpt_reduce_opts ro; /* parallel.reduce = exact: the driver's sums are the exact reducer's */
-    AGREE(dpt_reduce_opts_read(cfg, &ro));
+    /* parallel.reduce = exact: the driver's sums are the exact reducer's */
     if (ro.mode == DPT_REDUCE_EXACT) so_opt.exact_micro = ro.micro_batch;
   } else {
     AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
     AGREE(dpt_schedule_create(cfg, &sched));
-    AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+    AGREE(dpt_reducer_create(c, &ro, p.dtype, n, dpt_model_grads(m), &red));
+    n_tensors = dpt_model_num_tensors(m);
+    AGREE(dpt_calloc((size_t)n_tensors, sizeof *tinfo, "tensor list", &tinfo));
+    AGREE(dpt_calloc((size_t)n_tensors, sizeof *tens, "tensor list", &tens));
+    for (int t = 0; t < n_tensors; ++t) {
+      dpt_model_tensor_info(m, t, &tinfo[t]);
+      tens[t] = (dpt_reduce_tensor){tinfo[t].name, tinfo[t].offset, tinfo[t].count};
+    }
+    AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, ro.mode == DPT_REDUCE_EXACT ? ro.micro_batch : 0, p.seed,
+                            &loader));
   }
   if (val) { /* data.standardize: validation uses the training set's statistics */
     const double *mu, *sd;
@@ -264,13 +281,8 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
 
   /* Identical start: rank 0 initializes, everyone receives its bytes. */
   void *params = dpt_model_params(m), *grads = dpt_model_grads(m);
-  int count;
-  MPI_Datatype mpi_t = p.dtype == DPT_F64 ? MPI_DOUBLE : MPI_FLOAT;
   AGREE(c->rank == 0 ? dpt_model_init_params(m, p.seed) : DPT_OK);
-  AGREE(dpt_cast_int((int64_t)n, "number of parameters", &count));
-  AGREE(MPI_Bcast(params, count, mpi_t, 0, c->comm) == MPI_SUCCESS
-            ? DPT_OK
-            : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
+  AGREE(dpt_reduce_broadcast(c, params, p.dtype, n));
   if (init_file) AGREE(dpt_modelfile_init(c, init_file, m)); /* every rank reads the same bytes */
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
   /* RBF networks (rbf.h): place layer.0's centers and widths on the training rows and fit the
@@ -307,7 +319,17 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   AGREE(dpt_signals_install());
   signals_on = true;
 
+  /* One optimizer step = parallel.accumulate loader batches (micro-steps), one reduction.
+   * Every rank runs the same number of micro-steps (it depends on the loader's step count
+   * only), even with no rows, so every rank joins every collective. */
   int64_t steps = second_order ? 0 : dpt_loader_steps_per_epoch(loader), global_step = ck.s.global_step;
+  int64_t acc = ro.accumulate, terms = 0, opt_steps = 1;
+  if (!second_order) {
+    terms = dpt_reducer_terms(red, p.batch > 0 ? p.batch : dpt_dataset_rows(train));
+    opt_steps = (steps + acc - 1) / acc;
+  }
+  dpt_timers tm;
+  dpt_timers_reset(&tm);
   const int64_t start_epoch = ck.s.epoch, start_step = ck.s.step_in_epoch;
   res->epochs = start_epoch;
   res->steps = global_step;
@@ -328,46 +350,75 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     }
   } else
   for (int64_t epoch = start_epoch; epoch < p.epochs; ++epoch) {
-    double epoch_loss = epoch == start_epoch ? ck.s.epoch_loss_sum : 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
-    int64_t epoch_rows = epoch == start_epoch ? ck.s.epoch_rows : 0;
-    for (int64_t step = epoch == start_epoch ? start_step : 0; step < steps; ++step, ++global_step) {
-      double ta = MPI_Wtime();
+    double epoch_loss = epoch == start_epoch ? ck.s.epoch_loss_sum : 0.0, t_epoch = MPI_Wtime();
+    int64_t epoch_rows = epoch == start_epoch ? ck.s.epoch_rows : 0, epoch_skipped = 0;
+    dpt_timers_reset(&tm);
+    for (int64_t step = epoch == start_epoch ? start_step : 0; step < steps; step += acc, ++global_step) {
+      double ta = MPI_Wtime(), t_data = 0.0, loss = 0.0;
+      int64_t rows = 0, micro_steps = steps - step < acc ? steps - step : acc;
       dpt_schedule_apply(sched, o, global_step, epoch);
       AGREE(dpt_optim_prepare(o, params));
+      AGREE(dpt_reducer_begin(red, terms));
       AGREE(dpt_model_zero_grads(m));
-      dpt_batch b;
-      AGREE(dpt_loader_batch(loader, epoch, step, &b));
-      double tb = MPI_Wtime(), loss = 0.0;
-      AGREE(dpt_model_forward_backward(m, b.X, &b.y, b.n, 1.0 / (double)b.n_global, &loss, NULL, NULL));
+      for (int64_t a = 0; a < micro_steps; ++a) {
+        dpt_batch b;
+        double tl = MPI_Wtime();
+        dpt_timer_start(&tm, DPT_PHASE_DATA);
+        AGREE(dpt_loader_batch(loader, epoch, step + a, &b));
+        dpt_timer_stop(&tm, DPT_PHASE_DATA);
+        t_data += MPI_Wtime() - tl;
+        /* a single batch is scaled at the source; accumulated ones after the reduction */
+        double scale = micro_steps == 1 ? 1.0 / (double)b.n_global : 1.0;
+        AGREE(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, scale, a == micro_steps - 1, &loss, &tm));
+        rows += b.n_global;
+      }
       double tc = MPI_Wtime();
-      /* Gradients and loss are sums of per-rank parts already scaled by 1/n_global. */
-      AGREE(MPI_Allreduce(MPI_IN_PLACE, grads, count, mpi_t, MPI_SUM, c->comm) == MPI_SUCCESS &&
-                    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, c->comm) == MPI_SUCCESS
-                ? DPT_OK
-                : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "gradient MPI_Allreduce failed"));
+      bool skip = false;
+      dpt_timer_start(&tm, DPT_PHASE_COMM_WAIT);
+      st = dpt_reducer_finish(red, &loss, &skip); /* agreed on every rank (reduce.h) */
+      dpt_timer_stop(&tm, DPT_PHASE_COMM_WAIT);
+      if (st != DPT_OK) goto done;
       double td = MPI_Wtime();
-      /* The reduced loss is identical on every rank, so this branch is too. */
-      AGREE(isfinite(loss) ? DPT_OK
-                           : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
-                                           "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
-                                           (long long)epoch, (long long)step, loss));
-      dpt_rbf_hold_grads(&rbf, p.dtype, grads);
-      AGREE(dpt_optim_step(o, params, grads));
-      dpt_rbf_hold_params(&rbf, p.dtype, params);
+      dpt_timer_start(&tm, DPT_PHASE_OPTIMIZER);
+      if (skip) {
+        dpt_optim_cancel(o, params);
+        epoch_skipped++;
+        res->skipped++;
+      } else {
+        if (micro_steps > 1) { /* mean over the rows of all micro-steps */
+          double inv = 1.0 / (double)rows;
+          if (p.dtype == DPT_F64) cblas_dscal((int)n, inv, grads, 1);
+          else cblas_sscal((int)n, (float)inv, grads, 1);
+          loss *= inv;
+        }
+        /* The reduced loss is identical on every rank, so this branch is too. */
+        AGREE(isfinite(loss) ? DPT_OK
+                             : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                                             "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
+                                             (long long)epoch, (long long)step, loss));
+        dpt_rbf_hold_grads(&rbf, p.dtype, grads);
+        AGREE(dpt_optim_step(o, params, grads));
+        dpt_rbf_hold_params(&rbf, p.dtype, params);
+      }
+      dpt_timer_stop(&tm, DPT_PHASE_OPTIMIZER);
       double te = MPI_Wtime();
-      ph[PH_DATA] += tb - ta;
-      ph[PH_FWDBWD] += tc - tb;
-      ph[PH_COMM] += td - tc;
-      ph[PH_OPTIM] += te - td;
+      if (ro.check_sync > 0 && (global_step + 1) % ro.check_sync == 0) {
+        dpt_timer_start(&tm, DPT_PHASE_SYNC_CHECK);
+        st = dpt_reduce_check_sync(c, params, p.dtype, tens, n_tensors, global_step + 1); /* agreed */
+        dpt_timer_stop(&tm, DPT_PHASE_SYNC_CHECK);
+        if (st != DPT_OK) goto done;
+      }
       dpt_trace_event(trace, "step", "step", DPT_TRACE_PHASES, ta, te, global_step);
-      dpt_trace_event(trace, "data", "data", DPT_TRACE_PHASES, ta, tb, b.n);
-      dpt_trace_event(trace, "forward_backward", "compute", DPT_TRACE_PHASES, tb, tc, b.n);
+      dpt_trace_event(trace, "data", "data", DPT_TRACE_PHASES, ta, ta + t_data, rows);
+      dpt_trace_event(trace, "forward_backward", "compute", DPT_TRACE_PHASES, ta + t_data, tc, rows);
       dpt_trace_event(trace, "allreduce", "comm", DPT_TRACE_COMM, tc, td, (int64_t)n);
       dpt_trace_event(trace, "optimizer", "compute", DPT_TRACE_PHASES, td, te, -1);
-      epoch_loss += loss * (double)b.n_global;
-      epoch_rows += b.n_global;
-      double now = MPI_Wtime(), rate = (double)epoch_rows / (now - t_epoch);
-      double eta = (now - t0) / (double)(global_step + 1) * (double)(p.epochs * steps - global_step - 1);
+      if (!skip) {
+        epoch_loss += loss * (double)rows;
+        epoch_rows += rows;
+      }
+      double now = MPI_Wtime(), rate = (double)(epoch_rows > 0 ? epoch_rows : 1) / (now - t_epoch);
+      double eta = (now - t0) / (double)(global_step + 1) * (double)(p.epochs * opt_steps - global_step - 1);
       dpt_metrics_progress(metrics, now, epoch, p.epochs, step, steps, loss, rate, eta);
       /* Step boundary: a stop signal on any rank stops every rank here, after a checkpoint. */
       dpt_signals_fault_point(c, "step", global_step + 1);
@@ -375,7 +426,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       AGREE(dpt_signals_agree_stop(c, &stop));
       if (stop || (cp.every > 0 && (global_step + 1) % cp.every == 0)) {
         ck.s.epoch = epoch;
-        ck.s.step_in_epoch = step + 1;
+        ck.s.step_in_epoch = step + micro_steps;
         ck.s.global_step = global_step + 1;
         ck.s.epoch_loss_sum = epoch_loss;
         ck.s.epoch_rows = epoch_rows;
@@ -394,7 +445,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     res->steps = global_step;
     double epoch_s = MPI_Wtime() - t_epoch, monitored = res->train_loss;
     if (val) {
+      dpt_timer_start(&tm, DPT_PHASE_FORWARD);
       AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+      dpt_timer_stop(&tm, DPT_PHASE_FORWARD);
       monitored = res->val_loss;
     }
     dpt_schedule_end_epoch(sched, epoch, monitored);
@@ -403,27 +456,24 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       AGREE(ckpt_history_add(&ck, row));
     }
     /* phase times: max and mean over ranks (a synchronous step waits for the slowest) */
-    double ph_max[PH_COUNT], ph_sum[PH_COUNT];
-    AGREE(MPI_Allreduce(ph, ph_max, PH_COUNT, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS &&
-                  MPI_Allreduce(ph, ph_sum, PH_COUNT, MPI_DOUBLE, MPI_SUM, c->comm) == MPI_SUCCESS
-              ? DPT_OK
-              : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "phase timer reduction failed"));
+    dpt_phase_stats ph;
+    AGREE(dpt_timers_summarize(c, &tm, &ph));
     double rate = epoch_s > 0 ? (double)epoch_rows / epoch_s : 0.0;
     {
-      const char *names[7 + 2 * PH_COUNT] = {"epoch", "steps", "train_loss", "val_loss", regression ? "val_r2" : "val_acc",
-                                             "lr", "samples_per_s"};
-      double values[7 + 2 * PH_COUNT] = {(double)epoch + 1, (double)global_step, res->train_loss, res->val_loss,
-                                         res->val_metric, dpt_optim_lr(o), rate};
+      const char *names[8 + 2 * PH_COUNT] = {"epoch", "steps", "train_loss", "val_loss", regression ? "val_r2" : "val_acc",
+                                             "lr", "samples_per_s", "skipped_steps"};
+      double values[8 + 2 * PH_COUNT] = {(double)epoch + 1, (double)global_step, res->train_loss, res->val_loss,
+                                         res->val_metric, dpt_optim_lr(o), rate, (double)epoch_skipped};
       static char colnames[2 * PH_COUNT][48];
       for (int k = 0; k < PH_COUNT; ++k) {
-        snprintf(colnames[2 * k], sizeof colnames[0], "%s_s_max", phase_names[k]);
-        snprintf(colnames[2 * k + 1], sizeof colnames[0], "%s_s_mean", phase_names[k]);
-        names[7 + 2 * k] = colnames[2 * k];
-        names[8 + 2 * k] = colnames[2 * k + 1];
-        values[7 + 2 * k] = ph_max[k];
-        values[8 + 2 * k] = ph_sum[k] / c->size;
+        snprintf(colnames[2 * k], sizeof colnames[0], "%s_s_max", dpt_phase_name((dpt_phase)k));
+        snprintf(colnames[2 * k + 1], sizeof colnames[0], "%s_s_mean", dpt_phase_name((dpt_phase)k));
+        names[8 + 2 * k] = colnames[2 * k];
+        names[9 + 2 * k] = colnames[2 * k + 1];
+        values[8 + 2 * k] = ph.max[k];
+        values[9 + 2 * k] = ph.mean[k];
       }
-      AGREE(dpt_metrics_row(metrics, 7 + 2 * PH_COUNT, names, values));
+      AGREE(dpt_metrics_row(metrics, 8 + 2 * PH_COUNT, names, values));
     }
     bool last = epoch + 1 == p.epochs;
     if (c->rank == 0 && !p.quiet && ((epoch + 1) % p.log_every == 0 || last)) {
@@ -431,7 +481,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       printf("epoch %lld/%lld  loss %.6g", (long long)epoch + 1, (long long)p.epochs, res->train_loss);
       if (val)
         printf("  val_loss %.6g  val_%s %.4f", res->val_loss, regression ? "r2" : "acc", res->val_metric);
-      printf("  lr %.4g  %.0f samples/s\n", dpt_optim_lr(o), rate);
+      printf("  lr %.4g  %.0f samples/s", dpt_optim_lr(o), rate);
+      if (res->skipped) printf("  skipped %lld step(s) (non-finite)", (long long)res->skipped);
+      printf("\n");
       fflush(stdout);
     }
   }
@@ -471,6 +523,9 @@ done:
   dpt_loader_destroy(&loader);
   dpt_schedule_destroy(&sched);
   dpt_optim_destroy(&o);
+  dpt_reducer_destroy(&red);
+  dpt_free(&tens);
+  dpt_free(&tinfo);
   dpt_model_destroy(&m);
   dpt_dataset_close(&val);
   dpt_dataset_close(&train);

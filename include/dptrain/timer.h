@@ -6,7 +6,7 @@
  * dpt_timers_summarize reduces the per-rank totals with one MPI_Reduce of a small array
  * (max in the first half, sum in the second) to rank 0, and dpt_timers_reset starts the
  * next epoch. The metrics writer adds one column per phase and statistic, named
- * "time_<phase>_max" and "time_<phase>_mean" (seconds in the epoch). */
+ * "<phase>_s_max" and "<phase>_s_mean" (seconds in the epoch; src/train.c). */
 #ifndef DPTRAIN_TIMER_H
 #define DPTRAIN_TIMER_H
 

@@ -12,7 +12,8 @@
 
 typedef struct dpt_train_result {
   int64_t epochs;          /* epochs completed */
-  int64_t steps;           /* optimizer steps taken */
+  int64_t steps;           /* optimizer steps taken (skipped ones included) */
+  int64_t skipped;         /* steps dropped on every rank: non-finite value, train.on_nonfinite = skip */
   double train_loss;       /* mean training loss over the last epoch (global, all ranks) */
   double val_loss;         /* last validation loss; NaN when there is no validation set */
   double val_metric;       /* accuracy (classification) or R² (regression); NaN without validation */
