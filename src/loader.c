@@ -12,7 +12,7 @@
  * it moves, and a shuffled epoch scatters each rank's rows over the whole file (one row per
  * run: slow hyperslab unions). So at the first batch of an epoch the loader does the
  * two-phase exchange itself: every rank reads a contiguous part of the file (its shard
- * dpt_shard_range(N, P, r), in rounds of at most a quarter of it so memory stays near its
+ * dpt_shard_range(N, P, r), in rounds of at most a quarter of it and 32 MiB, so memory stays near its
  * share) and an MPI_Alltoallv sends each row to the rank that computes it this epoch; every
  * rank knows the whole epoch's order, so senders and receivers agree on the row order without
  * sending indices. The rows of each step then sit contiguously in the epoch buffer (no copy
@@ -186,7 +186,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
   /* rounds: each rank reads at most `chunk` rows of its shard per round; same round count everywhere */
   int64_t shard_max = (n + P - 1) / P, chunk = (shard_max + 3) / 4;
   if (chunk < 1) chunk = 1;
-  if ((double)chunk * (double)row_bytes > 256.0 * 1048576.0) chunk = (int64_t)(256.0 * 1048576.0 / (double)row_bytes) + 1;
+  if ((double)chunk * (double)row_bytes > 32.0 * 1048576.0) chunk = (int64_t)(32.0 * 1048576.0 / (double)row_bytes) + 1;
   int64_t rounds = (shard_max + chunk - 1) / chunk;
   if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *dest, "epoch row owners", &dest);
   if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *pos, "epoch row positions", &pos);
@@ -231,6 +231,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
     /* pack by destination, rows in file order */
     for (int q = 0; q < P; ++q) scount[q] = 0;
     for (int64_t r = a; r < b; ++r) scount[dest[r]] += (int)row_bytes;
+    scount[me] = 0; /* copied directly below */
     for (int q = 0, off = 0; q < P; ++q) {
       sdispl[q] = off;
       off += scount[q];
@@ -239,6 +240,14 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       int fill[P > 0 ? P : 1];
       for (int q = 0; q < P; ++q) fill[q] = sdispl[q];
       for (int64_t r = a; r < b; ++r) {
+        if (dest[r] == me) { /* my own rows go straight to their epoch slot: no send, no unpack */
+          memcpy((unsigned char *)l->ep_X + (size_t)pos[r] * xrow, rx + (size_t)(r - a) * xrow, xrow);
+          if (l->ep_labels)
+            memcpy(l->ep_labels + pos[r], ry + (size_t)(r - a) * yrow, yrow);
+          else
+            memcpy((unsigned char *)l->ep_values + (size_t)pos[r] * yrow, ry + (size_t)(r - a) * yrow, yrow);
+          continue;
+        }
         unsigned char *dst = sendbuf + fill[dest[r]];
         memcpy(dst, rx + (size_t)(r - a) * xrow, xrow);
         memcpy(dst + xrow, ry + (size_t)(r - a) * yrow, yrow);
@@ -254,7 +263,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       if (qa > qb + qc) qa = qb + qc;
       if (qz > qb + qc) qz = qb + qc;
       int64_t cnt = 0;
-      for (int64_t r = qa; r < qz; ++r) cnt += dest[r] == me;
+      for (int64_t r = qa; r < qz && q != me; ++r) cnt += dest[r] == me;
       rcount[q] = (int)((size_t)cnt * row_bytes);
       rdispl[q] = (int)total;
       total += (size_t)cnt * row_bytes;
@@ -279,7 +288,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       int64_t qa = qb + round * chunk, qz = qa + chunk;
       if (qa > qb + qc) qa = qb + qc;
       if (qz > qb + qc) qz = qb + qc;
-      for (int64_t r = qa; r < qz; ++r) {
+      for (int64_t r = qa; r < qz && q != me; ++r) {
         if (dest[r] != me) continue;
         int64_t p = pos[r];
         memcpy((unsigned char *)l->ep_X + (size_t)p * xrow, recvbuf + at, xrow);
