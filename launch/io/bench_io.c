@@ -5,7 +5,7 @@
  *                                     [--per-batch-steps S]
  *
  * 1. limit: every rank read()s its 1/P byte range of FILE with 8 MiB reads, all at once;
- *    the pass is done twice and the second (page cache) timed: seq_GBps = file bytes / max time.
+ *    one warm-up pass, then the best of 3 (page cache): seq_GBps = file bytes / slowest rank's time.
  * 2. loader: E epochs of dpt_loader_batch over all steps (float32, no compute); each epoch's
  *    time is the slowest rank's; rate = (N·d·4 + N·4) bytes / time; ratio = rate / seq_GBps.
  * 3. per-batch reads (what the loader avoids): S steps, each a collective
@@ -98,7 +98,11 @@ int main(int argc, char **argv) {
   char *buf = malloc(bufsz);
   if (!buf) MPI_Abort(c.comm, 1);
   read_pass(&c, path, sb.st_size, buf, bufsz); /* warm the page cache */
-  double t_seq = read_pass(&c, path, sb.st_size, buf, bufsz);
+  double t_seq = 1e30; /* the limit is the best of 3 passes (a shared machine is noisy) */
+  for (int rep = 0; rep < 3; ++rep) {
+    double t = read_pass(&c, path, sb.st_size, buf, bufsz);
+    if (t < t_seq) t_seq = t;
+  }
   free(buf);
   double seq = (double)sb.st_size / t_seq / 1e9;
 
