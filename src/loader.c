@@ -126,9 +126,9 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   l->steps = (n + l->batch - 1) / l->batch;
   dpt_shard_range(n, c->size, c->rank, &l->shard_begin, &l->shard_count);
   int64_t begin, count;
-  if (l->mode == SHUFFLE_LOCAL) {
-    dpt_shard_range(l->batch, c->size, c->rank, &begin, &count);
-    l->cap = count;
+  if (l->mode == SHUFFLE_LOCAL && l->steps > 1) {
+    /* step s takes shard positions [s·S/steps, (s+1)·S/steps): every row once per epoch */
+    l->cap = (l->shard_count + l->steps - 1) / l->steps;
   } else {
     dpt_shard_batch(l->batch, micro, c->size, c->rank, &begin, &count); /* counts grow with n_global */
     l->cap = count;
@@ -344,13 +344,13 @@ dpt_status dpt_loader_batch(dpt_loader *l, int64_t epoch, int64_t step, dpt_batc
     out->y.labels = l->labels;
     out->y.values = l->values;
   } else if (l->mode == SHUFFLE_LOCAL) {
-    /* each rank walks its own shard: its part of step s is [s·b_r, (s+1)·b_r) ∩ shard */
-    int64_t b_r, pos, total = 0, before = 0;
+    /* each rank walks its own shard, split evenly over the steps: its part of step s is
+     * [s·S/steps, (s+1)·S/steps) of its permuted shard (S rows), so each row comes once */
+    int64_t total = 0, before = 0;
     if (l->ep_epoch < 0) DPT_CALL(load_shard(l));
-    dpt_shard_range(l->batch, l->c->size, l->c->rank, &pos, &b_r);
     make_order(l, epoch);
-    int64_t a = step * b_r, z = a + b_r < l->shard_count ? a + b_r : l->shard_count;
-    count = z > a ? z - a : 0;
+    int64_t a = step * l->shard_count / l->steps, z = (step + 1) * l->shard_count / l->steps;
+    count = z - a;
     for (int64_t i = 0; i < count; ++i) {
       int64_t src = l->perm[a + i] - l->shard_begin;
       memcpy((char *)l->X + (size_t)(i * d) * es, (const char *)l->ep_X + (size_t)(src * d) * es, (size_t)d * es);
