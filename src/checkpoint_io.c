@@ -285,31 +285,44 @@ dpt_status dpt_ckpt_create(const dpt_comm *c, const char *path, const char *form
   return DPT_OK;
 }
 
+/* The local part of creating a tensor dataset: checks, group, dataset (no agreement). */
+static dpt_status create_dataset(dpt_ckpt_file *f, const char *name, dpt_dtype dtype, int ndim, const int64_t *shape,
+                                 int64_t first, int64_t nrows, hid_t *g, hid_t *space, hid_t *dset) {
+  char group[256];
+  const char *leaf;
+  DPT_CHECK(f->writing, DPT_ERR_INTERNAL, "%s: not open for writing", f->path);
+  DPT_CALL(check_name(f, name));
+  DPT_CALL(check_shape(f, name, ndim, shape));
+  DPT_CHECK(first >= 0 && nrows >= 0 && first + nrows <= shape[0], DPT_ERR_INTERNAL,
+            "%s: tensor %s: rows [%lld, %lld) outside [0, %lld)", f->path, name, (long long)first,
+            (long long)(first + nrows), (long long)shape[0]);
+  split_name(name, group, sizeof group, &leaf);
+  DPT_CALL(open_group(f, group, true, g));
+  hsize_t dims[DPT_CKPT_MAX_DIMS];
+  for (int i = 0; i < ndim; ++i) dims[i] = (hsize_t)shape[i];
+  *space = H5Screate_simple(ndim, dims, NULL);
+  *dset = *space >= 0 ? H5Dcreate2(*g, leaf, h5_file_type(dtype), *space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                      : H5I_INVALID_HID;
+  DPT_CHECK(*space >= 0 && *dset >= 0, DPT_ERR_IO, "%s: cannot create tensor %s: %s", f->path, name, h5_reason());
+  return DPT_OK;
+}
+
+/* Every rank passes the same agreement points in the same order whatever fails where, so
+ * the agreements (collective) always match up and no rank waits in an HDF5 collective
+ * call the others skipped. */
 static dpt_status put_local(dpt_ckpt_file *f, const char *name, dpt_dtype dtype, int ndim, const int64_t *shape,
                             int64_t first, int64_t nrows, const void *data, bool replicated) {
   dpt_status st = DPT_OK;
   hid_t g = H5I_INVALID_HID, space = H5I_INVALID_HID, dset = H5I_INVALID_HID, aspace = H5I_INVALID_HID,
         attr = H5I_INVALID_HID;
-  char group[256];
-  const char *leaf;
-  DPT_TRY_CHECK(f->writing, DPT_ERR_INTERNAL, "%s: not open for writing", f->path);
-  DPT_TRY(check_name(f, name));
-  DPT_TRY(check_shape(f, name, ndim, shape));
-  DPT_TRY_CHECK(first >= 0 && nrows >= 0 && first + nrows <= shape[0], DPT_ERR_INTERNAL,
-                "%s: tensor %s: rows [%lld, %lld) outside [0, %lld)", f->path, name, (long long)first,
-                (long long)(first + nrows), (long long)shape[0]);
-  split_name(name, group, sizeof group, &leaf);
-  DPT_TRY(open_group(f, group, true, &g));
-  hsize_t dims[DPT_CKPT_MAX_DIMS];
-  for (int i = 0; i < ndim; ++i) dims[i] = (hsize_t)shape[i];
-  space = H5Screate_simple(ndim, dims, NULL);
-  dset = H5Dcreate2(g, leaf, h5_file_type(dtype), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  DPT_TRY_CHECK(space >= 0 && dset >= 0, DPT_ERR_IO, "%s: cannot create tensor %s: %s", f->path, name, h5_reason());
-  size_t row_bytes = (size_t)shape_elems(ndim - 1, shape + 1) * dpt_dtype_size(dtype);
+  st = create_dataset(f, name, dtype, ndim, shape, first, nrows, &g, &space, &dset);
+  DPT_TRY(dpt_comm_agree(&f->c, st));
   if (shape_elems(ndim, shape) > 0) {
+    size_t row_bytes = (size_t)shape_elems(ndim - 1, shape + 1) * dpt_dtype_size(dtype);
     const char *rows = data;
     if (replicated) rows += (size_t)first * row_bytes;
-    DPT_TRY(write_rows(f, dset, name, dtype, ndim, shape, first, nrows, rows));
+    st = write_rows(f, dset, name, dtype, ndim, shape, first, nrows, rows);
+    DPT_TRY(dpt_comm_agree(&f->c, st)); /* a full disk can fail one rank's write only */
   }
   if (replicated) {
     uint32_t crc = dpt_crc32(0, data, (size_t)shape_elems(ndim, shape) * dpt_dtype_size(dtype));
@@ -442,7 +455,18 @@ dpt_status dpt_ckpt_commit(dpt_ckpt_file **fp) {
 void dpt_ckpt_discard(dpt_ckpt_file **fp) {
   dpt_ckpt_file *f = fp ? *fp : NULL;
   if (!f) return;
-  if (f->file >= 0) H5Fclose(f->file);
+  if (f->file >= 0) {
+    if (f->writing) {
+      /* The write failed, often for lack of space. HDF5's close flushes metadata, and a
+       * flush that fails on one rank only leaves the ranks in different barriers (a
+       * hang). Rank 0 first frees the space the abandoned file holds, so the flush has
+       * room; the file is removed below anyway. */
+      if (f->c.rank == 0 && truncate(f->tmp, 0) != 0) { /* nothing more to free */
+      }
+      MPI_Barrier(f->c.comm);
+    }
+    H5Fclose(f->file);
+  }
   H5Eclear2(H5E_DEFAULT);
   if (f->writing) {
     MPI_Barrier(f->c.comm);
@@ -682,8 +706,10 @@ static dpt_status read_all(dpt_ckpt_file *f, hid_t dset, const char *name, dpt_d
   double dummy;
   herr_t rc = H5Dread(dset, h5_mem_type(dtype), mspace, fspace, dxpl,
                       nrows > 0 ? (char *)buf + (size_t)first * row_bytes : (void *)&dummy);
-  DPT_TRY_CHECK(rc >= 0, DPT_ERR_FORMAT, "%s: tensor %s: cannot read (truncated or damaged file?): %s", f->path, name,
-                h5_reason());
+  if (rc < 0)
+    st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                       "%s: tensor %s: cannot read (truncated or damaged file?): %s", f->path, name, h5_reason());
+  DPT_TRY(dpt_comm_agree(&f->c, st)); /* before the allgather: no rank may skip it alone */
   if (P > 1) {
     DPT_TRY(dpt_alloc((size_t)P, sizeof(int), "gather counts", &counts));
     DPT_TRY(dpt_alloc((size_t)P, sizeof(int), "gather offsets", &displs));
@@ -705,31 +731,37 @@ done:
   return st;
 }
 
-dpt_status dpt_ckpt_get_tensor(dpt_ckpt_file *f, const char *name, dpt_dtype dtype, int ndim, const int64_t *shape,
-                               void *data) {
-  dpt_status st = DPT_OK;
-  hid_t dset = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-  void *tmp = NULL;
-  dpt_dtype stored;
+/* The local part of reading a tensor: open, check the shape, a buffer for conversion. */
+static dpt_status open_checked(dpt_ckpt_file *f, const char *name, dpt_dtype dtype, int ndim, const int64_t *shape,
+                               hid_t *dset, dpt_dtype *stored, void **tmp) {
   int nd = 0;
   int64_t dims[DPT_CKPT_MAX_DIMS];
-  bool same_shape = false;
-  DPT_TRY(check_shape(f, name, ndim, shape));
-  DPT_TRY(open_tensor(f, name, &dset, &stored, &nd, dims));
-  same_shape = nd == ndim;
+  DPT_CALL(check_shape(f, name, ndim, shape));
+  DPT_CALL(open_tensor(f, name, dset, stored, &nd, dims));
+  bool same_shape = nd == ndim;
   for (int i = 0; same_shape && i < nd; ++i) same_shape = dims[i] == shape[i];
   if (!same_shape) {
     char got[128], want[128];
     shape_text(nd, dims, got, sizeof got);
     shape_text(ndim, shape, want, sizeof want);
-    DPT_TRY_CHECK(false, DPT_ERR_FORMAT, "%s: tensor %s: shape %s in the file, expected %s", f->path, name, got, want);
+    return dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__, "%s: tensor %s: shape %s in the file, expected %s",
+                         f->path, name, got, want);
   }
+  if (*stored != dtype) DPT_CALL(dpt_alloc((size_t)shape_elems(ndim, shape), dpt_dtype_size(*stored), name, tmp));
+  return DPT_OK;
+}
+
+dpt_status dpt_ckpt_get_tensor(dpt_ckpt_file *f, const char *name, dpt_dtype dtype, int ndim, const int64_t *shape,
+                               void *data) {
+  dpt_status st = DPT_OK;
+  hid_t dset = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+  void *tmp = NULL;
+  dpt_dtype stored = dtype;
   size_t n = (size_t)shape_elems(ndim, shape);
   void *buf = data;
-  if (stored != dtype) {
-    DPT_TRY(dpt_alloc(n, dpt_dtype_size(stored), name, &tmp));
-    buf = tmp;
-  }
+  st = open_checked(f, name, dtype, ndim, shape, &dset, &stored, &tmp);
+  if (tmp) buf = tmp;
+  DPT_TRY(dpt_comm_agree(&f->c, st)); /* every rank reaches read_all's collective calls, or none */
   if (n > 0) DPT_TRY(read_all(f, dset, name, stored, ndim, shape, buf));
   htri_t has_crc = H5Aexists(dset, "crc32");
   DPT_TRY_CHECK(has_crc > 0 || !f->marked, DPT_ERR_FORMAT, "%s: tensor %s: no crc32 checksum attribute", f->path,

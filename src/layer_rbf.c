@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dptrain/dataset.h"
 #include "dptrain/graph.h"
 #include "dptrain/layer.h"
 #include "dptrain/model.h"
@@ -230,6 +231,11 @@ dpt_status dpt_rbf_fit(const dpt_comm *c, dpt_model *m, dpt_config *cfg, const v
     info->gd_steps = o.fit_epochs;
   }
   DPT_TRY(mean_loss(c, m, X, y, count, n, &info->loss));
+  if (info->frozen_count) {
+    st = dpt_alloc(info->frozen_count, dpt_dtype_size(t), "rbf fit: frozen centers and widths", &info->frozen_values);
+    DPT_TRY(dpt_comm_agree(c, st));
+    dpt_vec_copy(t, info->frozen_count, dpt_elem(t, params, info->frozen_offset), info->frozen_values);
+  }
 done:
   dpt_free(&Xd);
   dpt_free(&C);
@@ -237,4 +243,68 @@ done:
   dpt_free(&Y);
   dpt_free(&W);
   return st;
+}
+
+void dpt_rbf_fit_info_free(dpt_rbf_fit_info *info) { dpt_free(&info->frozen_values); }
+
+void dpt_rbf_hold_grads(const dpt_rbf_fit_info *info, dpt_dtype t, void *grads) {
+  if (info->frozen_count) dpt_vec_zero(t, info->frozen_count, dpt_elem(t, grads, info->frozen_offset));
+}
+
+void dpt_rbf_hold_params(const dpt_rbf_fit_info *info, dpt_dtype t, void *params) {
+  if (info->frozen_count && info->frozen_values)
+    dpt_vec_copy(t, info->frozen_count, info->frozen_values, dpt_elem(t, params, info->frozen_offset));
+}
+
+dpt_status dpt_rbf_fit_dataset(const dpt_comm *c, dpt_model *m, dpt_config *cfg, dpt_dataset *ds, uint64_t seed,
+                               dpt_rbf_fit_info *info) {
+  memset(info, 0, sizeof *info);
+  dpt_param_info ci;
+  if (find_tensor(m, "layer_0/centers", &ci) < 0) return DPT_OK; /* the same answer on every rank */
+  const dpt_dtype t = dpt_model_dtype(m);
+  const int64_t n = dpt_dataset_rows(ds), d = dpt_dataset_features(ds), k = dpt_dataset_outputs(ds);
+  const bool labels = dpt_dataset_task(ds) != DPT_TASK_REGRESSION;
+  int64_t begin, count;
+  dpt_shard_range(n, c->size, c->rank, &begin, &count);
+  dpt_status st = DPT_OK;
+  int64_t *rows = NULL;
+  void *X = NULL, *values = NULL;
+  int32_t *lab = NULL;
+  st = dpt_alloc((size_t)count, sizeof *rows, "rbf fit: row ids", &rows);
+  if (st == DPT_OK) st = dpt_alloc((size_t)(count * d), dpt_dtype_size(t), "rbf fit: training rows", &X);
+  if (st == DPT_OK && labels) st = dpt_alloc((size_t)count, sizeof *lab, "rbf fit: labels", &lab);
+  if (st == DPT_OK && !labels) st = dpt_alloc((size_t)(count * k), dpt_dtype_size(t), "rbf fit: targets", &values);
+  DPT_TRY(dpt_comm_agree(c, st));
+  for (int64_t i = 0; i < count; ++i) rows[i] = begin + i;
+  DPT_TRY(dpt_comm_agree(c, dpt_dataset_read_rows(ds, rows, count, t, X, lab, values)));
+  dpt_targets y = {lab, values};
+  DPT_TRY(dpt_rbf_fit(c, m, cfg, X, &y, count, begin, n, seed, info));
+done:
+  dpt_free(&rows);
+  dpt_free(&X);
+  dpt_free(&lab);
+  dpt_free(&values);
+  return st;
+}
+
+dpt_status dpt_rbf_fit_resume(dpt_model *m, dpt_config *cfg, dpt_rbf_fit_info *info) {
+  memset(info, 0, sizeof *info);
+  dpt_param_info ci, wi;
+  if (find_tensor(m, "layer_0/centers", &ci) < 0) return DPT_OK;
+  DPT_CHECK(find_tensor(m, "layer_0/widths", &wi) >= 0 && wi.offset == ci.offset + ci.count, DPT_ERR_INTERNAL,
+            "rbf resume: layer_0/widths does not follow layer_0/centers in the flat buffer");
+  dpt_rbf_options o;
+  DPT_CALL(dpt_rbf_options_read(cfg, "layer.0", ci.shape[0], &o));
+  const dpt_dtype t = dpt_model_dtype(m);
+  info->has_rbf = true;
+  info->learn = o.learn;
+  info->frozen_offset = ci.offset;
+  info->frozen_count = o.learn == DPT_RBF_LEARN_2STEP ? ci.count + wi.count : 0;
+  info->loss = NAN;
+  if (info->frozen_count) {
+    DPT_CALL(dpt_alloc(info->frozen_count, dpt_dtype_size(t), "rbf resume: frozen centers and widths",
+                       &info->frozen_values));
+    dpt_vec_copy(t, info->frozen_count, dpt_elem(t, dpt_model_params(m), info->frozen_offset), info->frozen_values);
+  }
+  return DPT_OK;
 }

@@ -1,6 +1,8 @@
 /* model.c — config -> layers -> flat buffers -> graph; the model's passes (model.h). */
 #include "dptrain/model.h"
 
+#include <time.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -31,7 +33,20 @@ struct dpt_model {
   dpt_graph *g;         /* owned; built for g->capacity rows */
   int input_node, logits_node, loss_node;
   dpt_targets chunk_y; /* targets of the rows in the current pass (views of the caller's) */
+  double t_forward, t_backward; /* seconds in forward_backward's two passes since the last read */
 };
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void dpt_model_take_pass_times(dpt_model *m, double *forward_s, double *backward_s) {
+  *forward_s = m->t_forward;
+  *backward_s = m->t_backward;
+  m->t_forward = m->t_backward = 0.0;
+}
 
 static const char *const init_names[] = {"he", "xavier", "normal", NULL};
 
@@ -267,9 +282,13 @@ dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_tar
   FOR_CHUNKS(n, off, len) {
     DPT_CALL(prepare(m, X, y, off, len, scale));
     dpt_graph_bind_flat(m->g, m->params, m->grads, NULL, NULL);
+    double t0 = now_s();
     DPT_CALL(dpt_graph_forward(m->g));
+    double t1 = now_s();
     /* only the last chunk's backward pass finalizes the gradients */
     DPT_CALL(dpt_graph_backward(m->g, off + len >= n ? ready : NULL, ctx));
+    m->t_forward += t1 - t0;
+    m->t_backward += now_s() - t1;
     if (loss) *loss += m->g->nodes[m->loss_node].loss;
   }
   return DPT_OK;

@@ -59,6 +59,15 @@ void dpt_gemm(dpt_dtype t, bool transA, bool transB, int64_t m, int64_t n, int64
     cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
+/* The elementwise kernels run on every step: compiled for baseline x86-64 (SSE2) and for AVX2,
+ * the loader picks the one the CPU runs (as activation.c does). No FMA contraction in C17
+ * mode, so both clones round identically. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
 #define DISPATCH(call32, call64) \
   do {                           \
     if (t == DPT_F32)            \
@@ -67,24 +76,24 @@ void dpt_gemm(dpt_dtype t, bool transA, bool transB, int64_t m, int64_t n, int64
       call64;                    \
   } while (0)
 
-void dpt_vec_zero(dpt_dtype t, size_t n, void *y) { DISPATCH(zero_f32(n, y), zero_f64(n, y)); }
-void dpt_vec_axpy(dpt_dtype t, size_t n, double a, const void *x, void *y) {
+CLONES void dpt_vec_zero(dpt_dtype t, size_t n, void *y) { DISPATCH(zero_f32(n, y), zero_f64(n, y)); }
+CLONES void dpt_vec_axpy(dpt_dtype t, size_t n, double a, const void *x, void *y) {
   DISPATCH(axpy_f32(n, (float)a, x, y), axpy_f64(n, a, x, y));
 }
-void dpt_vec_copy(dpt_dtype t, size_t n, const void *x, void *y) { DISPATCH(copy_f32(n, x, y), copy_f64(n, x, y)); }
+CLONES void dpt_vec_copy(dpt_dtype t, size_t n, const void *x, void *y) { DISPATCH(copy_f32(n, x, y), copy_f64(n, x, y)); }
 double dpt_vec_dot(dpt_dtype t, size_t n, const void *x, const void *y) {
   return t == DPT_F32 ? dot_f32(n, x, y) : dot_f64(n, x, y);
 }
-void dpt_colsum_add(dpt_dtype t, int64_t rows, int64_t cols, const void *X, void *b) {
+CLONES void dpt_colsum_add(dpt_dtype t, int64_t rows, int64_t cols, const void *X, void *b) {
   DISPATCH(colsum_add_f32(rows, cols, X, b), colsum_add_f64(rows, cols, X, b));
 }
-void dpt_rows_set(dpt_dtype t, int64_t rows, int64_t cols, const void *b, void *Y) {
+CLONES void dpt_rows_set(dpt_dtype t, int64_t rows, int64_t cols, const void *b, void *Y) {
   DISPATCH(rows_set_f32(rows, cols, b, Y), rows_set_f64(rows, cols, b, Y));
 }
-void dpt_vec_mul_add(dpt_dtype t, size_t n, const void *X, const void *D, void *Y) {
+CLONES void dpt_vec_mul_add(dpt_dtype t, size_t n, const void *X, const void *D, void *Y) {
   DISPATCH(mul_add_f32(n, X, D, Y), mul_add_f64(n, X, D, Y));
 }
-void dpt_vec_mul(dpt_dtype t, size_t n, const void *X, const void *D, void *Y) {
+CLONES void dpt_vec_mul(dpt_dtype t, size_t n, const void *X, const void *D, void *Y) {
   DISPATCH(mul_f32(n, X, D, Y), mul_f64(n, X, D, Y));
 }
 double dpt_vec_get(dpt_dtype t, const void *x, size_t i) {

@@ -5,10 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dptrain/checkpoint.h"
 #include "dptrain/dataset.h"
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
+#include "dptrain/rbf.h"
+#include "dptrain/reduce.h"
+#include "dptrain/second_order.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 
@@ -135,6 +139,47 @@ static void print_params(dpt_model *m, dpt_dtype dtype) {
 enum { PH_DATA, PH_FWDBWD, PH_COMM, PH_OPTIM, PH_COUNT };
 static const char *const phase_names[PH_COUNT] = {"data", "forward_backward", "comm_wait", "optimizer"};
 
+/* Checkpoints (checkpoint.h): the loop's state as a dpt_train_state, and resume. */
+enum { HIST_COLS = 5 };
+typedef struct ckpt_ctx {
+  const dpt_comm *c;
+  dpt_train_state s;  /* history owned here */
+  int64_t hist_cap;
+} ckpt_ctx;
+
+static dpt_status ckpt_load(void *vctx, const char *path) {
+  ckpt_ctx *x = vctx;
+  return dpt_checkpoint_load(x->c, path, &x->s);
+}
+
+/* Appends one epoch's row (epoch, train_loss, val_loss, val_metric, lr) to the history. */
+static dpt_status ckpt_history_add(ckpt_ctx *x, const double *row) {
+  dpt_train_state *s = &x->s;
+  if (s->history_rows == x->hist_cap || !s->history) {
+    int64_t cap = x->hist_cap > s->history_rows ? x->hist_cap : 2 * s->history_rows + 16;
+    double *bigger = NULL;
+    DPT_CALL(dpt_alloc((size_t)(cap * HIST_COLS), sizeof(double), "metrics history", &bigger));
+    if (s->history) memcpy(bigger, s->history, sizeof(double) * (size_t)(s->history_rows * HIST_COLS));
+    dpt_free(&s->history);
+    s->history = bigger;
+    x->hist_cap = cap;
+  }
+  memcpy(s->history + s->history_rows * HIST_COLS, row, sizeof(double) * HIST_COLS);
+  s->history_rows++;
+  s->history_cols = HIST_COLS;
+  return DPT_OK;
+}
+
+static dpt_status ckpt_save(ckpt_ctx *x, const dpt_checkpoint_plan *cp, bool quiet) {
+  char path[4300];
+  DPT_CALL(dpt_checkpoint_save(x->c, cp->dir, (int)cp->keep, &x->s, path, sizeof path));
+  if (x->c->rank == 0 && !quiet) {
+    printf("checkpoint written: %s (step %lld)\n", path, (long long)x->s.global_step);
+    fflush(stdout);
+  }
+  return DPT_OK;
+}
+
 /* Local status -> agreed status; leaves on failure. */
 #define AGREE(expr)                        \
   do {                                     \
@@ -155,11 +200,20 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   dpt_metrics *metrics = NULL;
   val_shard vs;
   memset(&vs, 0, sizeof vs);
+  dpt_checkpoint_plan cp;
+  ckpt_ctx ck;
+  memset(&ck, 0, sizeof ck);
+  ck.c = c;
+  const char *init_file = NULL;
+  bool signals_on = false;
+  dpt_rbf_fit_info rbf;
+  memset(&rbf, 0, sizeof rbf);
   memset(res, 0, sizeof *res);
   res->val_loss = res->val_metric = NAN;
   if (params_out) *params_out = NULL;
 
   AGREE(read_plan(cfg, &p));
+  AGREE(dpt_checkpoint_read_config(cfg, &cp));
   int threads = 1;
   AGREE(dpt_comm_set_blas_threads(c, (int)p.threads, &threads));
   AGREE(dpt_dataset_open(c, p.train_path, "train", &train));
@@ -170,9 +224,27 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   bool regression = task == DPT_TASK_REGRESSION;
   AGREE(dpt_model_create(cfg, p.dtype, dpt_dataset_features(train), dpt_dataset_outputs(train), task, &m));
   size_t n = dpt_model_num_params(m);
-  AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
-  AGREE(dpt_schedule_create(cfg, &sched));
-  AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  /* model.init: a scheme name (read by the model) or a model file to start from */
+  AGREE(dpt_config_get_string(cfg, "model.init", NULL, &init_file));
+  if (init_file && (!strcmp(init_file, "he") || !strcmp(init_file, "xavier") || !strcmp(init_file, "normal")))
+    init_file = NULL;
+  /* second-order methods (second_order.h) run a full-batch driver instead of the step loop */
+  const char *otype;
+  dpt_so_options so_opt;
+  AGREE(dpt_config_get_string(cfg, "optimizer.type", "sgd", &otype));
+  bool second_order = dpt_second_order_is_method(otype);
+  if (second_order) {
+    AGREE(dpt_so_options_read(cfg, &so_opt));
+    const char *unused; /* the full-batch driver reads every row once: no shuffle */
+    AGREE(dpt_config_get_string(cfg, "data.shuffle", NULL, &unused));
+    dpt_reduce_opts ro; /* parallel.reduce = exact: the driver's sums are the exact reducer's */
+    AGREE(dpt_reduce_opts_read(cfg, &ro));
+    if (ro.mode == DPT_REDUCE_EXACT) so_opt.exact_micro = ro.micro_batch;
+  } else {
+    AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
+    AGREE(dpt_schedule_create(cfg, &sched));
+    AGREE(dpt_loader_create(c, train, cfg, p.dtype, p.batch, 0, p.seed, &loader));
+  }
   if (val) { /* data.standardize: validation uses the training set's statistics */
     const double *mu, *sd;
     dpt_dataset_standardization(train, &mu, &sd);
@@ -199,14 +271,66 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   AGREE(MPI_Bcast(params, count, mpi_t, 0, c->comm) == MPI_SUCCESS
             ? DPT_OK
             : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of the initial parameters failed"));
+  if (init_file) AGREE(dpt_modelfile_init(c, init_file, m)); /* every rank reads the same bytes */
   if (val) AGREE(val_load(c, val, p.dtype, &vs));
+  /* RBF networks (rbf.h): place layer.0's centers and widths on the training rows and fit the
+   * output weights (steps 1-2 of 2-step and 3-step learning); 2-step keeps them fixed below. */
+  AGREE(dpt_rbf_fit_dataset(c, m, cfg, train, p.seed, &rbf));
+  if (rbf.has_rbf && c->rank == 0 && !p.quiet)
+    printf("# rbf: %s learning, centers and widths placed, output weights by %s: train_loss %.6g\n",
+           rbf.learn == DPT_RBF_LEARN_2STEP ? "2-step" : "3-step",
+           rbf.closed_form ? "least squares" : "gradient descent", rbf.loss);
 
-  int64_t steps = dpt_loader_steps_per_epoch(loader), global_step = 0;
+  /* Resume: parameters, optimizer and schedule state, position, history. */
+  ck.s = (dpt_train_state){.model = m, .optim = o, .schedule = sched, .cfg = cfg, .task = task, .seed = p.seed};
+  snprintf(ck.s.history_names, sizeof ck.s.history_names, "epoch,train_loss,val_loss,val_metric,lr");
+  if (cp.resume && second_order)
+    AGREE(dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                        "checkpoint.resume: resuming is supported for first-order optimizers only (optimizer.type = %s)", otype));
+  if (cp.resume) {
+    bool loaded = false;
+    char used[4300];
+    AGREE(dpt_checkpoint_resume(c, cp.resume, cp.dir, ckpt_load, &ck, &loaded, used, sizeof used));
+    ck.hist_cap = ck.s.history_rows;
+    if (loaded) {
+      AGREE(ck.s.seed == p.seed ? DPT_OK
+                                : dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                                                "%s: train.seed differs: the checkpoint has %llu, this run %llu", used,
+                                                (unsigned long long)ck.s.seed, (unsigned long long)p.seed));
+      if (c->rank == 0) { /* also when quiet: where a run continues from matters */
+        printf("resumed from %s: epoch %lld, step %lld of the epoch, %lld steps done\n", used,
+               (long long)ck.s.epoch + 1, (long long)ck.s.step_in_epoch, (long long)ck.s.global_step);
+        fflush(stdout);
+      }
+    }
+  }
+  AGREE(dpt_signals_install());
+  signals_on = true;
+
+  int64_t steps = second_order ? 0 : dpt_loader_steps_per_epoch(loader), global_step = ck.s.global_step;
+  const int64_t start_epoch = ck.s.epoch, start_step = ck.s.step_in_epoch;
+  res->epochs = start_epoch;
+  res->steps = global_step;
   double t0 = MPI_Wtime();
-  for (int64_t epoch = 0; epoch < p.epochs; ++epoch) {
-    double epoch_loss = 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
-    int64_t epoch_rows = 0;
-    for (int64_t step = 0; step < steps; ++step, ++global_step) {
+  if (second_order) { /* epochs = iterations, steps = function evaluations */
+    dpt_so_train_result sr;
+    AGREE(dpt_second_order_train(c, &so_opt, m, train, c->rank == 0 && !p.quiet ? dpt_so_log_stdout : NULL, NULL,
+                                 &sr));
+    res->epochs = sr.iters;
+    res->steps = sr.evals;
+    res->train_loss = sr.loss;
+    if (val) AGREE(val_evaluate(c, m, &vs, regression, &res->val_loss, &res->val_metric));
+    if (c->rank == 0 && !p.quiet) {
+      printf("%s: %s after %lld iterations, %lld evaluations, %lld H·v: loss %.9g  |g| %.3e", otype,
+             dpt_so_stop_name(sr.stop), (long long)sr.iters, (long long)sr.evals, (long long)sr.hvps, sr.loss, sr.gnorm);
+      if (val) printf("  val_loss %.9g  val_%s %.4f", res->val_loss, regression ? "r2" : "acc", res->val_metric);
+      printf("\n");
+    }
+  } else
+  for (int64_t epoch = start_epoch; epoch < p.epochs; ++epoch) {
+    double epoch_loss = epoch == start_epoch ? ck.s.epoch_loss_sum : 0.0, t_epoch = MPI_Wtime(), ph[PH_COUNT] = {0};
+    int64_t epoch_rows = epoch == start_epoch ? ck.s.epoch_rows : 0;
+    for (int64_t step = epoch == start_epoch ? start_step : 0; step < steps; ++step, ++global_step) {
       double ta = MPI_Wtime();
       dpt_schedule_apply(sched, o, global_step, epoch);
       AGREE(dpt_optim_prepare(o, params));
@@ -227,7 +351,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
                            : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                            "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
                                            (long long)epoch, (long long)step, loss));
+      dpt_rbf_hold_grads(&rbf, p.dtype, grads);
       AGREE(dpt_optim_step(o, params, grads));
+      dpt_rbf_hold_params(&rbf, p.dtype, params);
       double te = MPI_Wtime();
       ph[PH_DATA] += tb - ta;
       ph[PH_FWDBWD] += tc - tb;
@@ -243,6 +369,25 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       double now = MPI_Wtime(), rate = (double)epoch_rows / (now - t_epoch);
       double eta = (now - t0) / (double)(global_step + 1) * (double)(p.epochs * steps - global_step - 1);
       dpt_metrics_progress(metrics, now, epoch, p.epochs, step, steps, loss, rate, eta);
+      /* Step boundary: a stop signal on any rank stops every rank here, after a checkpoint. */
+      dpt_signals_fault_point(c, "step", global_step + 1);
+      bool stop = false;
+      AGREE(dpt_signals_agree_stop(c, &stop));
+      if (stop || (cp.every > 0 && (global_step + 1) % cp.every == 0)) {
+        ck.s.epoch = epoch;
+        ck.s.step_in_epoch = step + 1;
+        ck.s.global_step = global_step + 1;
+        ck.s.epoch_loss_sum = epoch_loss;
+        ck.s.epoch_rows = epoch_rows;
+        AGREE(ckpt_save(&ck, &cp, p.quiet && !stop));
+      }
+      if (stop) {
+        dpt_metrics_progress_end(metrics);
+        AGREE(dpt_error_set(DPT_ERR_STOPPED, __FILE__, __LINE__, __func__,
+                            "stopped by a signal at step %lld; checkpoint written in %s; resume with "
+                            "--resume latest --checkpoint-dir %s",
+                            (long long)global_step + 1, cp.dir, cp.dir));
+      }
     }
     res->train_loss = epoch_rows ? epoch_loss / (double)epoch_rows : NAN;
     res->epochs = epoch + 1;
@@ -253,6 +398,10 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       monitored = res->val_loss;
     }
     dpt_schedule_end_epoch(sched, epoch, monitored);
+    {
+      double row[HIST_COLS] = {(double)epoch + 1, res->train_loss, res->val_loss, res->val_metric, dpt_optim_lr(o)};
+      AGREE(ckpt_history_add(&ck, row));
+    }
     /* phase times: max and mean over ranks (a synchronous step waits for the slowest) */
     double ph_max[PH_COUNT], ph_sum[PH_COUNT];
     AGREE(MPI_Allreduce(ph, ph_max, PH_COUNT, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS &&
@@ -288,6 +437,21 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
   res->seconds = MPI_Wtime() - t0;
   dpt_metrics_progress_end(metrics);
+  if (cp.enabled && global_step > 0) {
+    ck.s.epoch = p.epochs;
+    ck.s.step_in_epoch = 0;
+    ck.s.global_step = global_step;
+    ck.s.epoch_loss_sum = 0;
+    ck.s.epoch_rows = 0;
+    /* replaces a periodic checkpoint of the same step: this one says the run is complete */
+    AGREE(ckpt_save(&ck, &cp, p.quiet));
+  }
+  if (cp.model_out) {
+    dpt_standardize stdz; /* data.standardize: saved so eval/predict apply the same transform */
+    dpt_dataset_standardization(train, &stdz.mean, &stdz.std);
+    AGREE(dpt_modelfile_save(c, cp.model_out, m, task, cfg, &stdz));
+    if (c->rank == 0 && !p.quiet) printf("model written: %s\n", cp.model_out);
+  }
   AGREE(dpt_trace_write(c, trace));
   if (c->rank == 0 && p.print_params) print_params(m, p.dtype);
   if (params_out) {
@@ -298,6 +462,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
 
 done:
+  if (signals_on) dpt_signals_restore();
+  dpt_free(&ck.s.history);
+  dpt_rbf_fit_info_free(&rbf);
   val_free(&vs);
   dpt_metrics_destroy(&metrics);
   dpt_trace_destroy(&trace);

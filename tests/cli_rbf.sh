@@ -2,7 +2,8 @@
 # cli_rbf.sh — RBF layers through the command: `dptrain gradcheck` builds rbf models from the
 # config (the layer registry) and their centers' and widths' gradients, forward-mode
 # derivatives and H·v pass the central-difference check for every task, on 1 and 2 ranks;
-# invalid rbf settings stop with a one-line error naming the key and exit 1 on every rank.
+# invalid rbf settings stop with a one-line error naming the key and exit 1 on every rank;
+# dptrain train runs 2-step (centers, widths fixed) and 3-step learning.
 set -u
 DPTRAIN=${DPTRAIN:-build/dptrain}
 MPIEXEC=${MPIEXEC:-mpiexec --oversubscribe}
@@ -57,4 +58,43 @@ check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nplacement = kmeans' "lay
 check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nsigma = -1' "layer.0.sigma"
 check_bad $'[model]\nlayers = 4\n[layer.1]\ntype = rbf' "layer.1.type: rbf is a hidden layer"
 check_bad $'[model]\nlayers = 4,3\n[layer.1]\ntype = rbf' "layer.1.type: rbf must be the first layer"
+# 4. dptrain train with an rbf layer: 2-step places and fits before the loop, then keeps the
+#    centers and widths fixed (AdamW's weight decay included) while the output weights train;
+#    1 and 2 ranks give the same centers (placement is bitwise P-independent); 3-step moves them.
+GEN=${DPT_BINARY_DIR:-build}/dpt-generate
+"$GEN" moons "$tmp/moons.h5" --rows 300 >/dev/null || fail "dpt-generate moons"
+cat > "$tmp/moons.ini" <<INI
+[data]
+train = $tmp/moons.h5
+[model]
+layers = 8
+[layer.0]
+type = rbf
+learn = 2step
+fit_epochs = 100
+fit_lr = 2
+[train]
+batch = 64
+[optimizer]
+type = adamw
+lr = 0.01
+INI
+run() { # np epochs extra-args...
+  local np=$1 ep=$2
+  shift 2
+  $MPIEXEC -n $np "$DPTRAIN" train "$tmp/moons.ini" --epochs $ep --run.print_params=true "$@" 2>&1
+}
+a=$(run 1 1) || fail "2-step, 1 epoch: $a"
+grep -q "^# rbf: 2-step learning, centers and widths placed, output weights by gradient descent" <<<"$a" \
+  || fail "2-step: no fit line: $a"
+b=$(run 2 8) || fail "2-step, 8 epochs, 2 ranks: $b"
+for t in layer_0/centers layer_0/widths; do
+  [ "$(grep "^param $t " <<<"$a")" = "$(grep "^param $t " <<<"$b")" ] || fail "2-step: $t moved or differs across P"
+done
+[ "$(grep "^param layer_1/W " <<<"$a")" != "$(grep "^param layer_1/W " <<<"$b")" ] || fail "2-step: output weights did not train"
+c=$(run 1 8 --layer.0.learn=3step) || fail "3-step: $c"
+[ "$(grep "^param layer_0/centers " <<<"$a")" != "$(grep "^param layer_0/centers " <<<"$c")" ] || fail "3-step: centers did not train"
+# more centers than training rows: refused before training, key named, exit 1 on 2 ranks
+out=$(run 2 1 --model.layers=400 --layer.0.units=400) && fail "400 centers on 300 rows accepted"
+grep -q "layer.0.units: expected at most N = 300" <<<"$out" || fail "units > N: $out"
 echo "cli_rbf: ok"

@@ -26,6 +26,15 @@ done
 check "seed example within 0.05 of (2, 3)" \
   "awk '/^param layer_0\\/b/ {b=\$4} /^param layer_0\\/W/ {w=\$4} END {exit !(b>1.95 && b<2.05 && w>2.95 && w<3.05)}' $dir/out1.txt"
 
+# --standardize: statistics saved with the model and applied again by eval
+"$bin/dpt-generate" moons "$dir/moons.h5" --rows 400 --val 0 || exit 1
+timeout 120 $MPIEXEC -n 2 "$DPTRAIN" train "$DPT_SOURCE_DIR/data/spiral.ini" --data.train="$dir/moons.h5" \
+  --data.standardize=true --epochs 15 --checkpoint.model_out="$dir/model.h5" --run.quiet=true > "$dir/std.txt" 2>&1
+check "training with --standardize writes a model file" "[ $? = 0 ] && [ -f $dir/model.h5 ]"
+check "the model file holds the standardization" "h5ls -r $dir/model.h5 | grep -q 'standardize/mean'"
+timeout 60 $MPIEXEC -n 2 "$DPTRAIN" eval "$dir/model.h5" "$dir/moons.h5" > "$dir/eval.txt" 2>&1
+check "eval applies it (accuracy >= 0.95 on two moons)" "awk '/accuracy/ {exit !(\$4 >= 0.95)}' $dir/eval.txt"
+
 # bad input: non-zero exit, one error line naming the culprit, no hang
 expect_error() { # name, pattern, command...
   local name=$1 pat=$2; shift 2

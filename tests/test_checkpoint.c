@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dptrain/checkpoint.h"
@@ -472,6 +473,27 @@ static void test_stop_signal_agreement(void **state) {
   assert_false(dpt_signals_stop_requested());
 }
 
+/* A second stop signal ends the process at once with 128 + signal (in a forked child that
+ * only touches the signal module, on rank 0). */
+static void test_second_signal_exits_at_once(void **state) {
+  (void)state;
+  if (dpt_test_world.rank != 0) return;
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (dpt_signals_install() != DPT_OK) _exit(2);
+    raise(SIGTERM);                         /* first: only sets the flag */
+    if (!dpt_signals_stop_requested()) _exit(3);
+    raise(SIGUSR1);                         /* second: _exit(128 + SIGUSR1) in the handler */
+    _exit(4);                               /* not reached */
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 128 + SIGUSR1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_crc32, no_open_objects),
@@ -485,6 +507,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_resume_latest_falls_back, no_open_objects),
       cmocka_unit_test_teardown(test_h5py_style_file, no_open_objects),
       cmocka_unit_test_teardown(test_stop_signal_agreement, no_open_objects),
+      cmocka_unit_test(test_second_signal_exits_at_once),
   };
   return dpt_test_run(tests);
 }

@@ -232,6 +232,16 @@ static void test_moons_two_and_three_step(void **state) {
   assert_memory_equal(centers, (double *)dpt_model_params(m) + ci.offset, sizeof centers);
   assert_memory_equal(widths, (double *)dpt_model_params(m) + ci.offset + 16, sizeof widths);
   /* the fit learned something: BCE well below log 2 (chance) */
+  /* a resumed run gets the same frozen range and values without refitting */
+  dpt_rbf_fit_info again;
+  assert_dpt_ok(dpt_rbf_fit_resume(m, cfg, &again));
+  assert_true(again.has_rbf && again.learn == DPT_RBF_LEARN_2STEP);
+  assert_int_equal(again.frozen_offset, info.frozen_offset);
+  assert_int_equal(again.frozen_count, info.frozen_count);
+  assert_memory_equal(again.frozen_values, info.frozen_values, info.frozen_count * sizeof(double));
+  dpt_rbf_fit_info_free(&again);
+  dpt_rbf_fit_info_free(&info);
+  assert_null(info.frozen_values);
   print_message("moons: 2-step loss %.3g\n", info.loss);
   assert_true(info.loss < 0.45);
   double l3 = train_all(m, X + 2 * b, &y, cnt, n, 500, 0.01);
@@ -270,6 +280,8 @@ static void test_f32_matches_f64(void **state) {
   assert_dpt_ok(dpt_rbf_fit(&dpt_test_world, m32, c32, Xf + b, &y32, cnt, b, n, 2, &i32));
   print_message("f64 loss %.6g, f32 loss %.6g\n", i64.loss, i32.loss);
   assert_true(fabs(i64.loss - i32.loss) < 1e-3 * fmax(i64.loss, 1e-2));
+  dpt_rbf_fit_info_free(&i64);
+  dpt_rbf_fit_info_free(&i32);
   dpt_model_destroy(&m64);
   dpt_model_destroy(&m32);
   dpt_config_destroy(&c64);

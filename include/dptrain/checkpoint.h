@@ -178,6 +178,57 @@ typedef struct dpt_loaded_model {
 dpt_status dpt_modelfile_load(const dpt_comm *c, const char *path, dpt_loaded_model *out);
 void dpt_loaded_model_free(dpt_loaded_model *lm);
 
+/* ---- training checkpoints (checkpoint_state.c) ------------------------------------------ */
+
+typedef struct dpt_optim dpt_optim;       /* optim.h */
+typedef struct dpt_schedule dpt_schedule; /* optim.h */
+
+/* Everything a run needs to continue exactly. The sample order is a function of (seed,
+ * epoch), so (seed, epoch, step_in_epoch) is the data position; global_step numbers the
+ * optimizer steps taken. Pointers are borrowed from the training loop. */
+typedef struct dpt_train_state {
+  dpt_model *model;          /* parameters (model/...) */
+  dpt_optim *optim;          /* optimizer state by name (optim/...); may be NULL */
+  dpt_schedule *schedule;    /* schedule state by name (schedule/...); may be NULL */
+  dpt_config *cfg;           /* the run's resolved config (stored as text) */
+  dpt_task task;
+  dpt_standardize stdz;      /* feature standardization, or {NULL, NULL} */
+  uint64_t seed;             /* train.seed */
+  int64_t epoch;             /* epoch to continue in (0-based) */
+  int64_t step_in_epoch;     /* next step within that epoch */
+  int64_t global_step;       /* optimizer steps taken so far */
+  double epoch_loss_sum;     /* training loss summed over the rows of this epoch's steps so far */
+  int64_t epoch_rows;        /* rows those steps covered */
+  /* Metrics history, one row per finished epoch: [history_rows, history_cols] doubles with
+   * comma-separated column names history_names ("epoch,train_loss,..."). history is owned
+   * by whoever holds the state (allocated with dpt_alloc, freed with dpt_free); load frees
+   * the previous array and allocates the stored one (NULL when the file has none). */
+  double *history;
+  int64_t history_rows;
+  int history_cols;
+  char history_names[512];
+} dpt_train_state;
+
+/* The [checkpoint] keys: every (steps; 0 = only at the end when dir is given), dir
+ * (default "checkpoints"), keep (0 = all; default 3), resume (FILE or latest; NULL =
+ * fresh start), model_out (a model file written at the end; NULL = none). enabled: every > 0
+ * or dir given. Strings are borrowed from cfg. */
+typedef struct dpt_checkpoint_plan {
+  int64_t every, keep;
+  const char *dir, *resume, *model_out;
+  bool enabled;
+} dpt_checkpoint_plan;
+dpt_status dpt_checkpoint_read_config(dpt_config *cfg, dpt_checkpoint_plan *p);
+
+/* Writes <dir>/ckpt-<global_step>.h5 (atomic; creates dir), then keeps the newest keep
+ * checkpoints (keep <= 0: all). path (may be NULL) gets the file written. */
+dpt_status dpt_checkpoint_save(const dpt_comm *c, const char *dir, int keep, dpt_train_state *s, char *path,
+                               size_t path_size);
+/* Restores s->model's parameters, s->optim's and s->schedule's state, the position and the
+ * history from a checkpoint. Refused with what differs: another dtype, architecture,
+ * optimizer type or schedule type; a damaged tensor names itself. */
+dpt_status dpt_checkpoint_load(const dpt_comm *c, const char *path, dpt_train_state *s);
+
 /* ---- stop signals (preemption) ------------------------------------------------------------ */
 
 /* Installs handlers for SIGTERM and SIGUSR1: the first sets a flag (sig_atomic_t) that the

@@ -98,6 +98,9 @@ dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_tar
  * outputs after the output activation. y may be NULL when loss == NULL. */
 dpt_status dpt_model_evaluate(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                               double *loss, int64_t *correct, void *out);
+/* Seconds spent in the forward and in the backward pass of dpt_model_forward_backward since
+ * the previous call (the training loop's phase timers); resets both. */
+void dpt_model_take_pass_times(dpt_model *m, double *forward_s, double *backward_s);
 /* Forward mode: *dloss += scale * (∇ Σ_rows ℓ) · v, v [num_params] in dtype. */
 dpt_status dpt_model_jvp(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                          const void *v, double *dloss);

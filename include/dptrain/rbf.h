@@ -39,6 +39,7 @@
 #include "dptrain/comm.h"
 #include "dptrain/config.h"
 #include "dptrain/error.h"
+#include "dptrain/types.h"
 
 /* This rank's shard of the global N × d training matrix. */
 typedef struct dpt_rbf_data {
@@ -190,7 +191,17 @@ typedef struct dpt_rbf_fit_info {
   int64_t rank;         /* least squares: k + 1 (Cholesky) or the SVD's effective rank */
   int64_t gd_steps;     /* otherwise: full-batch gradient steps on the output weights */
   double loss;          /* mean training loss over all rows after the fit (reduced) */
+  void *frozen_values;  /* 2-step: copy of the frozen range in the model dtype (owned; freed by
+                         * dpt_rbf_fit_info_free); NULL otherwise */
 } dpt_rbf_fit_info;
+
+/* Frees info->frozen_values (NULL-safe, idempotent). */
+void dpt_rbf_fit_info_free(dpt_rbf_fit_info *info);
+/* 2-step in a training loop: zero the frozen gradients before the optimizer step (so
+ * momentum and Adam moments stay 0 there), and put the frozen values back after it (weight
+ * decay moves parameters without a gradient). No-ops for 3-step or models without rbf. */
+void dpt_rbf_hold_grads(const dpt_rbf_fit_info *info, dpt_dtype t, void *grads);
+void dpt_rbf_hold_params(const dpt_rbf_fit_info *info, dpt_dtype t, void *params);
 
 /* Collective. Steps 1 and 2 of 2-step and 3-step learning for a model whose layer.0 is rbf:
  * places layer.0's centers and widths on the training rows (dpt_rbf_place with the
@@ -207,5 +218,18 @@ typedef struct dpt_rbf_fit_info {
 dpt_status dpt_rbf_fit(const dpt_comm *c, struct dpt_model *m, dpt_config *cfg, const void *X,
                        const struct dpt_targets *y, int64_t count, int64_t begin, int64_t n, uint64_t seed,
                        dpt_rbf_fit_info *info);
+/* Collective. dpt_rbf_fit on a dataset (dataset.h): reads this rank's even share
+ * dpt_shard_range(N, P, rank) of the training rows in the model's dtype (collectively; a
+ * rank with none still joins), fits, frees the rows. Does nothing (reads nothing) for a
+ * model without an rbf layer. The training loop (src/train.c) calls it after the initial
+ * parameters are broadcast and before the first epoch, with train.seed. */
+struct dpt_dataset;
+/* Not collective. For a run resumed from a checkpoint, whose parameters already hold the
+ * placed and fitted values: fills info as dpt_rbf_fit would (learn, frozen range and a copy
+ * of the frozen values from the current parameters) without placing or fitting anything.
+ * A resumed run calls this instead of dpt_rbf_fit_dataset. */
+dpt_status dpt_rbf_fit_resume(struct dpt_model *m, dpt_config *cfg, dpt_rbf_fit_info *info);
+dpt_status dpt_rbf_fit_dataset(const dpt_comm *c, struct dpt_model *m, dpt_config *cfg, struct dpt_dataset *ds,
+                               uint64_t seed, dpt_rbf_fit_info *info);
 
 #endif
