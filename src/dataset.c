@@ -378,6 +378,14 @@ static dpt_status read_run(dpt_dataset *ds, hid_t d_id, int64_t first, int64_t m
 
 /* First row (from first) of m [m, cols] rows holding a non-finite value, -1 when none. */
 static int64_t first_nonfinite(const void *v, dpt_dtype dtype, int64_t m, int64_t cols) {
+  /* fast branch-free pass (vectorized: x - x is 0 for finite x, NaN for inf and NaN), then
+   * the row is searched for only when something is wrong */
+  int any = 0;
+  if (dtype == DPT_F64)
+    for (int64_t i = 0; i < m * cols; ++i) any |= ((const double *)v)[i] - ((const double *)v)[i] != 0.0;
+  else
+    for (int64_t i = 0; i < m * cols; ++i) any |= ((const float *)v)[i] - ((const float *)v)[i] != 0.0f;
+  if (!any) return -1;
   for (int64_t i = 0; i < m * cols; ++i) {
     double x = dtype == DPT_F64 ? ((const double *)v)[i] : ((const float *)v)[i];
     if (!isfinite(x)) return i / cols;

@@ -12,7 +12,7 @@
  * it moves, and a shuffled epoch scatters each rank's rows over the whole file (one row per
  * run: slow hyperslab unions). So at the first batch of an epoch the loader does the
  * two-phase exchange itself: every rank reads a contiguous part of the file (its shard
- * dpt_shard_range(N, P, r), in rounds of at most a quarter of it so memory stays near its
+ * dpt_shard_range(N, P, r), in rounds of at most a quarter of it and 32 MiB, so memory stays near its
  * share) and an MPI_Alltoallv sends each row to the rank that computes it this epoch; every
  * rank knows the whole epoch's order, so senders and receivers agree on the row order without
  * sending indices. The rows of each step then sit contiguously in the epoch buffer (no copy
@@ -126,9 +126,9 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   l->steps = (n + l->batch - 1) / l->batch;
   dpt_shard_range(n, c->size, c->rank, &l->shard_begin, &l->shard_count);
   int64_t begin, count;
-  if (l->mode == SHUFFLE_LOCAL) {
-    dpt_shard_range(l->batch, c->size, c->rank, &begin, &count);
-    l->cap = count;
+  if (l->mode == SHUFFLE_LOCAL && l->steps > 1) {
+    /* step s takes shard positions [s·S/steps, (s+1)·S/steps): every row once per epoch */
+    l->cap = (l->shard_count + l->steps - 1) / l->steps;
   } else {
     dpt_shard_batch(l->batch, micro, c->size, c->rank, &begin, &count);
     l->cap = count;
@@ -193,7 +193,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
   /* rounds: each rank reads at most `chunk` rows of its shard per round; same round count everywhere */
   int64_t shard_max = (n + P - 1) / P, chunk = (shard_max + 3) / 4;
   if (chunk < 1) chunk = 1;
-  if ((double)chunk * (double)row_bytes > 256.0 * 1048576.0) chunk = (int64_t)(256.0 * 1048576.0 / (double)row_bytes) + 1;
+  if ((double)chunk * (double)row_bytes > 32.0 * 1048576.0) chunk = (int64_t)(32.0 * 1048576.0 / (double)row_bytes) + 1;
   int64_t rounds = (shard_max + chunk - 1) / chunk;
   if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *dest, "epoch row owners", &dest);
   if (st == DPT_OK) st = dpt_alloc((size_t)n, sizeof *pos, "epoch row positions", &pos);
@@ -238,6 +238,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
     /* pack by destination, rows in file order */
     for (int q = 0; q < P; ++q) scount[q] = 0;
     for (int64_t r = a; r < b; ++r) scount[dest[r]] += (int)row_bytes;
+    scount[me] = 0; /* copied directly below */
     for (int q = 0, off = 0; q < P; ++q) {
       sdispl[q] = off;
       off += scount[q];
@@ -246,6 +247,14 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       int fill[P > 0 ? P : 1];
       for (int q = 0; q < P; ++q) fill[q] = sdispl[q];
       for (int64_t r = a; r < b; ++r) {
+        if (dest[r] == me) { /* my own rows go straight to their epoch slot: no send, no unpack */
+          memcpy((unsigned char *)l->ep_X + (size_t)pos[r] * xrow, rx + (size_t)(r - a) * xrow, xrow);
+          if (l->ep_labels)
+            memcpy(l->ep_labels + pos[r], ry + (size_t)(r - a) * yrow, yrow);
+          else
+            memcpy((unsigned char *)l->ep_values + (size_t)pos[r] * yrow, ry + (size_t)(r - a) * yrow, yrow);
+          continue;
+        }
         unsigned char *dst = sendbuf + fill[dest[r]];
         memcpy(dst, rx + (size_t)(r - a) * xrow, xrow);
         memcpy(dst + xrow, ry + (size_t)(r - a) * yrow, yrow);
@@ -261,7 +270,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       if (qa > qb + qc) qa = qb + qc;
       if (qz > qb + qc) qz = qb + qc;
       int64_t cnt = 0;
-      for (int64_t r = qa; r < qz; ++r) cnt += dest[r] == me;
+      for (int64_t r = qa; r < qz && q != me; ++r) cnt += dest[r] == me;
       rcount[q] = (int)((size_t)cnt * row_bytes);
       rdispl[q] = (int)total;
       total += (size_t)cnt * row_bytes;
@@ -286,7 +295,7 @@ static dpt_status load_epoch(dpt_loader *l, int64_t epoch) {
       int64_t qa = qb + round * chunk, qz = qa + chunk;
       if (qa > qb + qc) qa = qb + qc;
       if (qz > qb + qc) qz = qb + qc;
-      for (int64_t r = qa; r < qz; ++r) {
+      for (int64_t r = qa; r < qz && q != me; ++r) {
         if (dest[r] != me) continue;
         int64_t p = pos[r];
         memcpy((unsigned char *)l->ep_X + (size_t)p * xrow, recvbuf + at, xrow);
@@ -342,13 +351,13 @@ dpt_status dpt_loader_batch(dpt_loader *l, int64_t epoch, int64_t step, dpt_batc
     out->y.labels = l->labels;
     out->y.values = l->values;
   } else if (l->mode == SHUFFLE_LOCAL) {
-    /* each rank walks its own shard: its part of step s is [s·b_r, (s+1)·b_r) ∩ shard */
-    int64_t b_r, pos, total = 0, before = 0;
+    /* each rank walks its own shard, split evenly over the steps: its part of step s is
+     * [s·S/steps, (s+1)·S/steps) of its permuted shard (S rows), so each row comes once */
+    int64_t total = 0, before = 0;
     if (l->ep_epoch < 0) DPT_CALL(load_shard(l));
-    dpt_shard_range(l->batch, l->c->size, l->c->rank, &pos, &b_r);
     make_order(l, epoch);
-    int64_t a = step * b_r, z = a + b_r < l->shard_count ? a + b_r : l->shard_count;
-    count = z > a ? z - a : 0;
+    int64_t a = step * l->shard_count / l->steps, z = (step + 1) * l->shard_count / l->steps;
+    count = z - a;
     for (int64_t i = 0; i < count; ++i) {
       int64_t src = l->perm[a + i] - l->shard_begin;
       memcpy((char *)l->X + (size_t)(i * d) * es, (const char *)l->ep_X + (size_t)(src * d) * es, (size_t)d * es);

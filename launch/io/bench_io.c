@@ -5,7 +5,7 @@
  *                                     [--per-batch-steps S]
  *
  * 1. limit: every rank read()s its 1/P byte range of FILE with 8 MiB reads, all at once;
- *    the pass is done twice and the second (page cache) timed: seq_GBps = file bytes / max time.
+ *    one warm-up pass, then the best of 3 (page cache): seq_GBps = file bytes / slowest rank's time.
  * 2. loader: E epochs of dpt_loader_batch over all steps (float32, no compute); each epoch's
  *    time is the slowest rank's; rate = (N·d·4 + N·4) bytes / time; ratio = rate / seq_GBps.
  * 3. per-batch reads (what the loader avoids): S steps, each a collective
@@ -98,7 +98,11 @@ int main(int argc, char **argv) {
   char *buf = malloc(bufsz);
   if (!buf) MPI_Abort(c.comm, 1);
   read_pass(&c, path, sb.st_size, buf, bufsz); /* warm the page cache */
-  double t_seq = read_pass(&c, path, sb.st_size, buf, bufsz);
+  double t_seq = 1e30; /* the limit is the best of 3 passes (a shared machine is noisy) */
+  for (int rep = 0; rep < 3; ++rep) {
+    double t = read_pass(&c, path, sb.st_size, buf, bufsz);
+    if (t < t_seq) t_seq = t;
+  }
   free(buf);
   double seq = (double)sb.st_size / t_seq / 1e9;
 
@@ -117,6 +121,25 @@ int main(int argc, char **argv) {
            "limit: sequential read() of the file from the page cache, %d rank(s) at once: %.3f GB/s (%.3f s)\n",
            path, (double)sb.st_size / 1e9, (long long)n, (long long)d, c.size, (long long)batch, shuffle, c.size, seq,
            t_seq);
+  { /* the HDF5 read alone: this rank's contiguous shard in one collective read (float32) */
+    int64_t begin, count;
+    dpt_shard_range(n, c.size, c.rank, &begin, &count);
+    int64_t *rows = malloc((size_t)(count ? count : 1) * sizeof *rows);
+    float *X = malloc((size_t)(count ? count : 1) * (size_t)d * sizeof *X);
+    if (!rows || !X) MPI_Abort(c.comm, 1);
+    for (int64_t i = 0; i < count; ++i) rows[i] = begin + i;
+    for (int rep = 0; rep < 2; ++rep) {
+      MPI_Barrier(c.comm);
+      double t0 = MPI_Wtime();
+      die(&c, dpt_dataset_read_rows(ds, rows, count, DPT_F32, X, NULL, NULL));
+      double t = max_over(&c, MPI_Wtime() - t0), xb = (double)n * (double)d * 4;
+      if (c.rank == 0 && rep == 1)
+        printf("HDF5 collective read of /X, one contiguous shard per rank: %.3f s, %.3f GB/s, ratio to limit %.2f\n", t,
+               xb / t / 1e9, xb / t / 1e9 / seq);
+    }
+    free(rows);
+    free(X);
+  }
   for (int64_t e = 0; e < epochs; ++e) {
     MPI_Barrier(c.comm);
     double t0 = MPI_Wtime();
