@@ -330,6 +330,10 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
   dpt_timers tm;
   dpt_timers_reset(&tm);
+  {
+    double unused_f, unused_b; /* forget pass times from before the loop (RBF fit) */
+    dpt_model_take_pass_times(m, &unused_f, &unused_b);
+  }
   const int64_t start_epoch = ck.s.epoch, start_step = ck.s.step_in_epoch;
   res->epochs = start_epoch;
   res->steps = global_step;
@@ -371,6 +375,12 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
         double scale = micro_steps == 1 ? 1.0 / (double)b.n_global : 1.0;
         AGREE(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, scale, a == micro_steps - 1, &loss, &tm));
         rows += b.n_global;
+      }
+      { /* the engine's one call does forward and backward: split its time between the phases */
+        double fwd_s, bwd_s;
+        dpt_model_take_pass_times(m, &fwd_s, &bwd_s);
+        tm.total[DPT_PHASE_FORWARD] += fwd_s;
+        tm.total[DPT_PHASE_BACKWARD] -= fwd_s;
       }
       double tc = MPI_Wtime();
       bool skip = false;

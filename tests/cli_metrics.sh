@@ -25,7 +25,7 @@ INI
 timeout 120 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/s.ini" --run.metrics="$dir/m.csv" --run.trace="$dir/t.json" > "$dir/out.txt" 2>&1
 check "training with metrics and trace exits 0" "[ $? = 0 ]"
 check "metrics CSV has a header and one row per epoch" "[ \$(wc -l < $dir/m.csv) = 5 ]"
-cols="epoch,steps,train_loss,val_loss,val_acc,lr,samples_per_s,data_s_max,data_s_mean,forward_backward_s_max,forward_backward_s_mean,comm_wait_s_max,comm_wait_s_mean,optimizer_s_max,optimizer_s_mean"
+cols="epoch,steps,train_loss,val_loss,val_acc,lr,samples_per_s,skipped_steps,data_s_max,data_s_mean,forward_s_max,forward_s_mean,backward_s_max,backward_s_mean,comm_wait_s_max,comm_wait_s_mean,optimizer_s_max,optimizer_s_mean,sync_check_s_max,sync_check_s_mean"
 check "metrics CSV columns are the documented ones" "[ \"\$(head -1 $dir/m.csv)\" = '$cols' ]"
 check "epochs numbered 1..4" "[ \"\$(cut -d, -f1 $dir/m.csv | tail -n +2 | tr '\n' ' ')\" = '1 2 3 4 ' ]"
 check "no progress bar (no carriage return) when stdout is a pipe" "! grep -q \$'\r' $dir/out.txt"
