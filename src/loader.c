@@ -127,7 +127,9 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   dpt_shard_range(n, c->size, c->rank, &l->shard_begin, &l->shard_count);
   int64_t begin, count;
   if (l->mode == SHUFFLE_LOCAL) {
-    dpt_shard_range(l->batch, c->size, c->rank, &begin, &count);
+    /* its shard spread evenly over the steps: at most ceil(shard / steps) rows a step */
+    (void)begin;
+    count = (l->shard_count + l->steps - 1) / l->steps;
     l->cap = count;
   } else {
     dpt_shard_batch(l->batch, micro, c->size, c->rank, &begin, &count); /* counts grow with n_global */
@@ -335,13 +337,15 @@ dpt_status dpt_loader_batch(dpt_loader *l, int64_t epoch, int64_t step, dpt_batc
     out->y.labels = l->labels;
     out->y.values = l->values;
   } else if (l->mode == SHUFFLE_LOCAL) {
-    /* each rank walks its own shard: its part of step s is [s·b_r, (s+1)·b_r) ∩ shard */
-    int64_t b_r, pos, total = 0, before = 0;
+    /* each rank walks its own shard, spread evenly over the steps (the first shard % steps
+     * steps one row more), so every row of the shard is served once an epoch whatever B and P;
+     * a global batch then holds about B rows (the sum of the ranks' parts) */
+    int64_t total = 0, before = 0;
     if (l->ep_epoch < 0) DPT_CALL(load_shard(l));
-    dpt_shard_range(l->batch, l->c->size, l->c->rank, &pos, &b_r);
     make_order(l, epoch);
-    int64_t a = step * b_r, z = a + b_r < l->shard_count ? a + b_r : l->shard_count;
-    count = z > a ? z - a : 0;
+    const int64_t base = l->shard_count / l->steps, rem = l->shard_count % l->steps;
+    int64_t a = step * base + (step < rem ? step : rem);
+    count = base + (step < rem ? 1 : 0);
     for (int64_t i = 0; i < count; ++i) {
       int64_t src = l->perm[a + i] - l->shard_begin;
       memcpy((char *)l->X + (size_t)(i * d) * es, (const char *)l->ep_X + (size_t)(src * d) * es, (size_t)d * es);
