@@ -5,7 +5,9 @@
  * P; the global batch `step` is positions [step·B, min((step+1)·B, N)) of it, and this rank
  * reads the rows of its part (dpt_shard_batch). none: the identity order. local: each rank
  * takes the contiguous shard dpt_shard_range(N, P, r) and permutes it from (seed, epoch,
- * rank): least coordination, but the batches then depend on P (not rank-count invariant).
+ * rank), and serves it spread evenly over the epoch's steps (every row once an epoch; a
+ * global batch holds about B rows): least coordination, but the batches then depend on P
+ * (not rank-count invariant).
  * A full batch (B = 0 or B >= N) is read once and kept.
  *
  * I/O: a collective HDF5 read per step costs a round of MPI-IO coordination however few rows
