@@ -26,6 +26,7 @@ struct dpt_reducer {
   size_t bucket_elems, n_buckets;
   size_t *filled;   /* [n_buckets] elements reported ready this step */
   MPI_Request *req; /* [n_buckets] */
+  double *t_start, *t_done; /* [n_buckets] MPI_Wtime when each bucket's allreduce started / was seen complete */
   size_t next;      /* buckets [0, next) are started (ascending order only) */
   size_t done;      /* buckets [0, done) are known complete */
   /* exact mode */
@@ -130,6 +131,8 @@ dpt_status dpt_reducer_create(const dpt_comm *c, const dpt_reduce_opts *opts, dp
     DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->filled, "reducer bucket counters", &r->filled));
     DPT_TRY(dpt_alloc(r->n_buckets, sizeof *r->req, "reducer requests", &r->req));
     for (size_t b = 0; b < r->n_buckets; ++b) r->req[b] = MPI_REQUEST_NULL;
+    DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->t_start, "reducer bucket start times", &r->t_start));
+    DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->t_done, "reducer bucket completion times", &r->t_done));
   } else {
     r->n_blocks = (n + DPT_REDUCE_EXACT_BLOCK - 1) / DPT_REDUCE_EXACT_BLOCK + 1;
     DPT_TRY(dpt_alloc(r->n_blocks, sizeof *r->anchor, "exact reducer anchors", &r->anchor));
@@ -154,6 +157,8 @@ void dpt_reducer_destroy(dpt_reducer **rp) {
   }
   dpt_free(&r->filled);
   dpt_free(&r->req);
+  dpt_free(&r->t_start);
+  dpt_free(&r->t_done);
   dpt_free(&r->anchor);
   dpt_free(&r->anchor_all);
   dpt_free(&r->words);
@@ -196,6 +201,7 @@ static void start_bucket(dpt_reducer *r, size_t b) {
   size_t es = dpt_dtype_size(r->dtype), cnt = bucket_size(r, b);
   char *p = (char *)r->grads + b * r->bucket_elems * es;
   if (has_nonfinite(p, r->dtype, cnt)) note_bad(r, BAD_GRAD);
+  if (r->t_start) r->t_start[b] = MPI_Wtime();
   int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)cnt, mpi_type(r->dtype), MPI_SUM, r->comm.comm, &r->req[b]);
   /* a failed start leaves the ranks' collective sequences different: no agreement is possible */
   if (rc != MPI_SUCCESS) dpt_comm_abort(&r->comm, "gradient reducer: MPI_Iallreduce of bucket %zu failed (error %d)", b, rc);
@@ -207,6 +213,7 @@ static void progress(dpt_reducer *r) {
     int rc = MPI_Test(&r->req[r->done], &flag, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) dpt_comm_abort(&r->comm, "gradient reducer: MPI_Test failed (error %d)", rc);
     if (!flag) break;
+    if (r->t_done) r->t_done[r->done] = MPI_Wtime();
     r->done++;
   }
 }
@@ -432,6 +439,7 @@ dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip) {
     for (; r->done < r->next; r->done++) {
       int rc = MPI_Wait(&r->req[r->done], MPI_STATUS_IGNORE);
       if (rc != MPI_SUCCESS) dpt_comm_abort(c, "gradient reducer: MPI_Wait failed (error %d)", rc);
+      if (r->t_done) r->t_done[r->done] = MPI_Wtime();
     }
   }
   /* one small allreduce agrees on trouble: the lowest rank that had any, and what */
@@ -534,4 +542,10 @@ done:
   dpt_free(&h);
   dpt_free(&all);
   return st;
+}
+
+size_t dpt_reducer_bucket_times(const dpt_reducer *r, const double **start, const double **done) {
+  *start = r->t_start;
+  *done = r->t_done;
+  return r->opts.mode == DPT_REDUCE_FAST ? r->n_buckets : 0;
 }

@@ -421,7 +421,13 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       dpt_trace_event(trace, "step", "step", DPT_TRACE_PHASES, ta, te, global_step);
       dpt_trace_event(trace, "data", "data", DPT_TRACE_PHASES, ta, ta + t_data, rows);
       dpt_trace_event(trace, "forward_backward", "compute", DPT_TRACE_PHASES, ta + t_data, tc, rows);
-      dpt_trace_event(trace, "allreduce", "comm", DPT_TRACE_COMM, tc, td, (int64_t)n);
+      dpt_trace_event(trace, "comm_wait", "comm", DPT_TRACE_PHASES, tc, td, -1);
+      if (trace) { /* each bucket's allreduce on its own track: they overlap each other */
+        const double *bs, *bd;
+        size_t nb = dpt_reducer_bucket_times(red, &bs, &bd);
+        for (size_t b = 0; b < nb; ++b)
+          dpt_trace_event(trace, "allreduce bucket", "comm", DPT_TRACE_BUCKETS + (int)b, bs[b], bd[b], (int64_t)b);
+      }
       dpt_trace_event(trace, "optimizer", "compute", DPT_TRACE_PHASES, td, te, -1);
       if (!skip) {
         epoch_loss += loss * (double)rows;
@@ -440,7 +446,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
         ck.s.global_step = global_step + 1;
         ck.s.epoch_loss_sum = epoch_loss;
         ck.s.epoch_rows = epoch_rows;
+        double tk = MPI_Wtime();
         AGREE(ckpt_save(&ck, &cp, p.quiet && !stop));
+        dpt_trace_event(trace, "checkpoint", "io", DPT_TRACE_IO, tk, MPI_Wtime(), global_step + 1);
       }
       if (stop) {
         dpt_metrics_progress_end(metrics);

@@ -146,6 +146,10 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
 /* The options the reducer was created with. */
 const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r);
 
+/* Fast mode: when each bucket's MPI_Iallreduce of the last step started and was seen complete
+ * (MPI_Wtime seconds; borrowed arrays, valid until the next step); returns the bucket count,
+ * 0 in exact mode. For the timeline (trace.h). */
+size_t dpt_reducer_bucket_times(const dpt_reducer *r, const double **start, const double **done);
 void dpt_reducer_get_stats(const dpt_reducer *r, dpt_reducer_stats *out);
 /* Elements per bucket (fast mode). */
 size_t dpt_reducer_bucket_elems(const dpt_reducer *r);

@@ -4,8 +4,10 @@
  * buffer; dpt_trace_write() (collective) corrects each rank's clock against rank 0's with a
  * barrier-based sync, gathers the events to rank 0, and writes one JSON file with one
  * process track per rank ("rank R") and, inside it, thread tracks: tid 0 for the step's
- * phases, tid 1 for communication (allreduce buckets), tid 2 for I/O (data reads,
- * checkpoints). Events on one thread track must nest (a phase inside a step), which the
+ * phases (data, forward_backward, comm_wait, optimizer inside each step), tid 1 for other
+ * communication, tid 2 for I/O (checkpoints), and tid 16 + b for gradient bucket b's
+ * MPI_Iallreduce from start to completion (buckets overlap each other, so each gets its own
+ * track). Events on one thread track must nest (a phase inside a step), which the
  * caller guarantees by recording them from a strict begin/end discipline.
  *
  * Ownership: dpt_trace_create allocates (or sets *out = NULL when path is NULL: every
@@ -19,7 +21,7 @@
 
 typedef struct dpt_trace dpt_trace;
 
-enum { DPT_TRACE_PHASES = 0, DPT_TRACE_COMM = 1, DPT_TRACE_IO = 2 };
+enum { DPT_TRACE_PHASES = 0, DPT_TRACE_COMM = 1, DPT_TRACE_IO = 2, DPT_TRACE_BUCKETS = 16 /* + bucket index */ };
 
 /* Not collective. path NULL -> *out = NULL (tracing off). max_events bounds memory per rank
  * (0 = default 1,000,000); events past it are counted and dropped. */
