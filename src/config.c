@@ -331,6 +331,23 @@ dpt_status dpt_config_sections(const dpt_config *cfg, const char *prefix, int *o
   return DPT_OK;
 }
 
+dpt_status dpt_config_check_applies(const dpt_config *cfg, const dpt_config_key_use *keys, size_t n, unsigned type,
+                                    const char *type_key, const char *type_name) {
+  for (size_t k = 0; k < n; ++k) {
+    if (!dpt_config_has(cfg, keys[k].key) || (keys[k].types & (1u << type))) continue;
+    char list[512] = "";
+    for (size_t j = 0; j < n; ++j)
+      if (keys[j].types & (1u << type)) {
+        const char *dot = strrchr(keys[j].key, '.');
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", dot ? dot + 1 : keys[j].key);
+      }
+    return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__, "%s: does not apply to %s = %s (its keys: type, %s)",
+                         keys[k].key, type_key, type_name, list);
+  }
+  return DPT_OK;
+}
+
 dpt_status dpt_config_check_unused(const dpt_config *cfg) {
   for (size_t i = 0; i < cfg->n; ++i) {
     const entry *e = &cfg->items[i];

@@ -44,14 +44,10 @@ static size_t rbf_aux_bytes(const dpt_graph *g, const dpt_node *y, int64_t rows)
 #undef T
 #undef FN
 
-#define BY_DTYPE(name)                                                                         \
-  static dpt_status name(dpt_graph *g, dpt_node *y) {                                          \
-    return g->dtype == DPT_F32 ? name##_f32(g, y) : name##_f64(g, y);                          \
-  }
-BY_DTYPE(rbf_forward)
-BY_DTYPE(rbf_vjp)
-BY_DTYPE(rbf_jvp)
-BY_DTYPE(rbf_vjp_tangent)
+DPT_OP_BY_DTYPE(rbf_forward)
+DPT_OP_BY_DTYPE(rbf_vjp)
+DPT_OP_BY_DTYPE(rbf_jvp)
+DPT_OP_BY_DTYPE(rbf_vjp_tangent)
 
 const dpt_op dpt_op_rbf = {"rbf", rbf_forward, rbf_vjp, rbf_jvp, rbf_vjp_tangent, rbf_aux_bytes};
 

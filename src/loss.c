@@ -20,14 +20,10 @@ dpt_output dpt_output_for_loss(dpt_loss_kind l) { return (dpt_output)l; }
 #undef T
 #undef FN
 
-#define BY_DTYPE(name)                                                                         \
-  static dpt_status name(dpt_graph *g, dpt_node *y) {                                          \
-    return g->dtype == DPT_F32 ? name##_f32(g, y) : name##_f64(g, y);                          \
-  }
-BY_DTYPE(loss_forward)
-BY_DTYPE(loss_vjp)
-BY_DTYPE(loss_jvp)
-BY_DTYPE(loss_vjp_tangent)
+DPT_OP_BY_DTYPE(loss_forward)
+DPT_OP_BY_DTYPE(loss_vjp)
+DPT_OP_BY_DTYPE(loss_jvp)
+DPT_OP_BY_DTYPE(loss_vjp_tangent)
 
 /* ρ or σ for every element of z: as many rows as z holds (the loss node itself is 1 x 1). */
 static size_t loss_aux(const dpt_graph *g, const dpt_node *y, int64_t rows) {

@@ -28,18 +28,14 @@ static size_t aux_stride(const dpt_graph *g, const dpt_node *y) {
 #undef FN
 #undef ACT_EVAL
 
-#define BY_DTYPE(name)                                                                         \
-  static dpt_status name(dpt_graph *g, dpt_node *y) {                                          \
-    return g->dtype == DPT_F32 ? name##_f32(g, y) : name##_f64(g, y);                          \
-  }
-BY_DTYPE(act_forward)
-BY_DTYPE(act_vjp)
-BY_DTYPE(act_jvp)
-BY_DTYPE(act_vjp_tangent)
-BY_DTYPE(maxout_forward)
-BY_DTYPE(maxout_vjp)
-BY_DTYPE(maxout_jvp)
-BY_DTYPE(maxout_vjp_tangent)
+DPT_OP_BY_DTYPE(act_forward)
+DPT_OP_BY_DTYPE(act_vjp)
+DPT_OP_BY_DTYPE(act_jvp)
+DPT_OP_BY_DTYPE(act_vjp_tangent)
+DPT_OP_BY_DTYPE(maxout_forward)
+DPT_OP_BY_DTYPE(maxout_vjp)
+DPT_OP_BY_DTYPE(maxout_jvp)
+DPT_OP_BY_DTYPE(maxout_vjp_tangent)
 
 static size_t act_aux(const dpt_graph *g, const dpt_node *y, int64_t rows) {
   return 2 * (size_t)(rows * y->cols) * dpt_dtype_size(g->dtype);

@@ -97,10 +97,7 @@ static dpt_status read_keys(dpt_config *cfg, dpt_optim *o) {
 
 /* Every [optimizer] key this module knows and the types it applies to (bit per opt_type). */
 #define BIT(t) (1u << (t))
-static const struct {
-  const char *key;
-  unsigned types;
-} KEYS[] = {
+static const dpt_config_key_use KEYS[] = {
     {"optimizer.lr", ~0u},
     {"optimizer.momentum", BIT(OPT_MOMENTUM) | BIT(OPT_NESTEROV) | BIT(OPT_RMSPROP)},
     {"optimizer.rho", BIT(OPT_RMSPROP) | BIT(OPT_ADADELTA)},
@@ -115,19 +112,7 @@ static const struct {
 /* A given key of this module that the type does not read is an error that says so (rather
  * than the generic "unknown key" of dpt_config_check_unused). */
 static dpt_status check_keys_apply(const dpt_config *cfg, opt_type type) {
-  for (size_t k = 0; k < sizeof KEYS / sizeof KEYS[0]; ++k) {
-    if (!dpt_config_has(cfg, KEYS[k].key) || (KEYS[k].types & BIT(type))) continue;
-    char list[256] = "";
-    for (size_t j = 0; j < sizeof KEYS / sizeof KEYS[0]; ++j)
-      if (KEYS[j].types & BIT(type)) {
-        if (list[0]) strcat(list, ", ");
-        strcat(list, KEYS[j].key + strlen("optimizer."));
-      }
-    return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
-                         "%s: does not apply to optimizer.type = %s (its keys: type, %s)", KEYS[k].key, TYPE_NAMES[type],
-                         list);
-  }
-  return DPT_OK;
+  return dpt_config_check_applies(cfg, KEYS, sizeof KEYS / sizeof KEYS[0], (unsigned)type, "optimizer.type", TYPE_NAMES[type]);
 }
 
 dpt_status dpt_optim_create(dpt_config *cfg, dpt_dtype dtype, size_t n, dpt_optim **out) {

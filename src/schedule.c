@@ -125,10 +125,7 @@ static dpt_status read_keys(dpt_config *cfg, dpt_schedule *s) {
 
 /* Every [schedule] key this module knows and the types it applies to (bit per sched_type). */
 #define BIT(t) (1u << (t))
-static const struct {
-  const char *key;
-  unsigned types;
-} KEYS[] = {
+static const dpt_config_key_use KEYS[] = {
     {"schedule.warmup_steps", ~0u},
     {"schedule.lr_final", BIT(SCH_LINEAR)},
     {"schedule.steps", BIT(SCH_LINEAR)},
@@ -154,19 +151,7 @@ static const struct {
 
 /* A given key of this module that the type does not read is an error that says so. */
 static dpt_status check_keys_apply(const dpt_config *cfg, sched_type type) {
-  for (size_t k = 0; k < sizeof KEYS / sizeof KEYS[0]; ++k) {
-    if (!dpt_config_has(cfg, KEYS[k].key) || (KEYS[k].types & BIT(type))) continue;
-    char list[512] = "";
-    for (size_t j = 0; j < sizeof KEYS / sizeof KEYS[0]; ++j)
-      if (KEYS[j].types & BIT(type)) {
-        if (list[0]) strcat(list, ", ");
-        strcat(list, KEYS[j].key + strlen("schedule."));
-      }
-    return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
-                         "%s: does not apply to schedule.type = %s (its keys: type, %s)", KEYS[k].key, TYPE_NAMES[type],
-                         list);
-  }
-  return DPT_OK;
+  return dpt_config_check_applies(cfg, KEYS, sizeof KEYS / sizeof KEYS[0], (unsigned)type, "schedule.type", TYPE_NAMES[type]);
 }
 
 static void add_state(dpt_schedule *s, const char *name, void *data, dpt_state_type type) {

@@ -1,6 +1,6 @@
 /* test_dataset.c — bad dataset files: a one-line error naming the file and the object, the
- * same status on every rank, no hang, no allocation from an unchecked size; and the global
- * sampler: batches identical for any P, each sample once per epoch.
+ * same status on every rank, no hang, no allocation from an unchecked size. (The sampler's
+ * order, its rank-count invariance and once-per-epoch coverage are in test_loader.c.)
  * dpt-test: ranks=1,2 */
 #include <hdf5.h>
 #include <stdio.h>
@@ -153,58 +153,6 @@ static void test_huge_header(void **state) {
   agreed_failure(open_and_read(p), "huge.h5", "beyond what dptrain supports");
 }
 
-/* Global shuffle: the global batches (ids, order) do not depend on P; each sample once. */
-static void test_global_sampler(void **state) {
-  (void)state;
-  enum { N = 103 };
-  static double X[N], y[N];
-  for (int i = 0; i < N; ++i) X[i] = i, y[i] = 2 * i;
-  char p[512], text[600];
-  path_of(p, "seq.h5");
-  assert_int_equal(dpt_test_write_dataset(p, NULL, NULL, 0, X, N, 1, NULL, y, 1, "regression"), 0);
-  dpt_dataset *ds = NULL;
-  dpt_config *cfg = NULL;
-  dpt_loader *l = NULL;
-  assert_dpt_ok(dpt_config_create(&cfg));
-  snprintf(text, sizeof text, "[data]\nshuffle = global\n");
-  assert_dpt_ok(dpt_config_load_string(cfg, text, "t.ini"));
-  assert_dpt_ok(dpt_dataset_open(&dpt_test_world, p, "train", &ds));
-  assert_dpt_ok(dpt_loader_create(&dpt_test_world, ds, cfg, DPT_F64, 10, 0, 5, &l));
-  assert_int_equal(dpt_loader_steps_per_epoch(l), 11);
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    int count[N];
-    for (int i = 0; i < N; ++i) count[i] = 0;
-    for (int64_t s = 0; s < 11; ++s) {
-      dpt_batch b;
-      assert_dpt_ok(dpt_loader_batch(l, epoch, s, &b));
-      assert_int_equal(b.n_global, s < 10 ? 10 : 3);
-      /* gather the global batch in order: every rank contributes its rows at b.first */
-      double mine[16] = {0}, all[16] = {0};
-      for (int64_t i = 0; i < b.n; ++i) {
-        mine[b.first + i] = ((const double *)b.X)[i] + 1.0;
-        /* targets travel with their row: y = 2x (small integers, exact in float64) */
-        assert_true(((const double *)b.y.values)[i] == 2.0 * ((const double *)b.X)[i]);
-      }
-      MPI_Allreduce(mine, all, 16, MPI_DOUBLE, MPI_SUM, dpt_test_world.comm);
-      for (int64_t i = 0; i < b.n_global; ++i) {
-        int id = (int)(all[i] - 1.0);
-        assert_in_range(id, 0, N - 1);
-        /* the order is a function of (seed, epoch) alone: it must equal the sampler's */
-        assert_int_equal(id, dpt_loader_sample(l, epoch, s * 10 + i));
-        ++count[id];
-      }
-    }
-    for (int i = 0; i < N; ++i) assert_int_equal(count[i], 1);
-  }
-  /* epochs differ (P invariance of the order is tested in test_loader.c against a one-rank
-   * loader) */
-  int64_t first = dpt_loader_sample(l, 0, 0), again = dpt_loader_sample(l, 1, 0);
-  assert_true(first != again || dpt_loader_sample(l, 1, 1) != dpt_loader_sample(l, 0, 1));
-  dpt_loader_destroy(&l);
-  dpt_dataset_close(&ds);
-  dpt_config_destroy(&cfg);
-}
-
 static int setup(void **state) {
   (void)state;
   snprintf(dir, sizeof dir, "%s", dpt_test_tmpdir());
@@ -218,7 +166,6 @@ int main(void) {
       cmocka_unit_test_setup(test_missing_objects_and_rank, setup),
       cmocka_unit_test_setup(test_bad_values, setup),
       cmocka_unit_test_setup(test_huge_header, setup),
-      cmocka_unit_test_setup(test_global_sampler, setup),
   };
   return dpt_test_run(tests);
 }

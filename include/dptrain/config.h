@@ -59,6 +59,17 @@ bool dpt_config_has(const dpt_config *cfg, const char *key);
  * sorted distinct N into out (at most max) and their count into *n. */
 dpt_status dpt_config_sections(const dpt_config *cfg, const char *prefix, int *out, int max, int *n);
 
+/* Keys of a section that only some types read (e.g. optimizer.momentum for momentum and
+ * Nesterov): types is a bit set over the module's type enum. */
+typedef struct dpt_config_key_use {
+  const char *key;
+  unsigned types;
+} dpt_config_key_use;
+/* Error for the first given key whose types do not include type (bit index): "KEY: does not
+ * apply to TYPE_KEY = TYPE_NAME (its keys: type, ...)" — more helpful than "unknown key". */
+dpt_status dpt_config_check_applies(const dpt_config *cfg, const dpt_config_key_use *keys, size_t n, unsigned type,
+                                    const char *type_key, const char *type_name);
+
 /* Error for the first given key that no getter read: "unknown key". */
 dpt_status dpt_config_check_unused(const dpt_config *cfg);
 /* Prints the resolved config as INI (sections sorted, origins as comments). */

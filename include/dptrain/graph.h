@@ -69,6 +69,13 @@ typedef struct dpt_op {
   size_t (*aux_bytes)(const dpt_graph *g, const dpt_node *y, int64_t rows);
 } dpt_op;
 
+/* For operator implementations: defines the rule `name` that calls name_f32 or name_f64 (the
+ * two instantiations of a kernel file included once per dtype) by the graph's dtype. */
+#define DPT_OP_BY_DTYPE(name)                                                                  \
+  static dpt_status name(dpt_graph *g, dpt_node *y) {                                          \
+    return g->dtype == DPT_F32 ? name##_f32(g, y) : name##_f64(g, y);                          \
+  }
+
 typedef enum dpt_node_kind { DPT_NODE_INPUT, DPT_NODE_PARAM, DPT_NODE_CONST, DPT_NODE_OP } dpt_node_kind;
 
 enum { DPT_GRAPH_MAX_INPUTS = 4 };
