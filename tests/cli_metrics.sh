@@ -3,12 +3,7 @@
 # columns), its merged trace (valid trace-event JSON, one track per rank, steps with nested
 # phases), and no progress bar when stdout is not a terminal.
 # dpt-test: timeout=180
-set -u
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 "$bin/dpt-generate" spiral "$dir/s.h5" --rows 300 --val 90 || exit 1
 cat > "$dir/s.ini" <<INI
 [data]
