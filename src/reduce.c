@@ -274,54 +274,82 @@ static dpt_status ensure_node(dpt_reducer *r, size_t k) {
   return DPT_OK;
 }
 
-/* v[i] = g[i] (set) or v[i] += g[i] (add), g in dtype, exactly widened to double. */
-static void term_to_double(double *v, const void *g, dpt_dtype dtype, size_t n, bool add) {
-  if (dtype == DPT_F32) {
-    const float *x = g;
-    if (add)
-      for (size_t i = 0; i < n; ++i) v[i] += (double)x[i];
-    else
-      for (size_t i = 0; i < n; ++i) v[i] = (double)x[i];
+/* A node's values are stored in its buffer as float when it is a leaf of an f32 reducer
+ * (exact: a leaf is one term), as double otherwise; a float node is widened when it first
+ * takes part in an add. */
+static bool stored_float(const dpt_reducer *r, int level) { return r->dtype == DPT_F32 && level == 0; }
+
+/* acc[i] = left[i] + acc[i] for the elements [i0, i0 + len) of a node stored as float or
+ * double. */
+static void add_left(double *acc, const void *left, bool left_f, size_t i0, size_t len) {
+  if (left_f) {
+    const float *x = (const float *)left + i0;
+    for (size_t i = 0; i < len; ++i) acc[i] = (double)x[i] + acc[i];
   } else {
-    const double *x = g;
-    if (add)
-      for (size_t i = 0; i < n; ++i) v[i] += x[i];
-    else
-      memcpy(v, x, n * sizeof *v);
+    const double *x = (const double *)left + i0;
+    for (size_t i = 0; i < len; ++i) acc[i] = x[i] + acc[i];
   }
 }
 
-/* Merges the two top nodes of the stack while they are siblings: left += right. */
-static void merge_siblings(dpt_reducer *r) {
-  while (r->n_nodes >= 2) {
-    exact_node *a = &r->nodes[r->n_nodes - 2], *b = &r->nodes[r->n_nodes - 1];
-    if (a->level != b->level || (a->index & 1) || b->index != a->index + 1) return;
-    double *va = r->bufs[r->n_nodes - 2];
-    const double *vb = r->bufs[r->n_nodes - 1];
-    for (size_t i = 0; i < r->n; ++i) va[i] += vb[i];
-    a->loss += b->loss;
-    a->level++;
-    a->index >>= 1;
-    r->n_nodes--;
+/* Adds leaf g (in dtype) and merges it with the top m stack nodes, which are the left
+ * siblings on its path upwards (top first), in one pass: per element
+ *   acc = g[i]; acc = node_top[i] + acc; ...; dst[i] = acc
+ * (each step fl(left + right) in double, as the tree defines); with m = 0 dst receives the
+ * leaf as it is stored. dst is not one of the nodes read. Returns true when g holds a NaN or
+ * an infinity (dst is then garbage). */
+#define LEAF_BLOCK 512
+static bool push_leaf(dpt_reducer *r, const void *g, size_t m, void *dst) {
+  double acc[LEAF_BLOCK];
+  bool bad = false;
+  const size_t k = r->n_nodes, n = r->n;
+  for (size_t i0 = 0; i0 < n && !bad; i0 += LEAF_BLOCK) {
+    size_t len = n - i0 < LEAF_BLOCK ? n - i0 : LEAF_BLOCK;
+    if (r->dtype == DPT_F32) {
+      const uint32_t *bits = (const uint32_t *)g + i0;
+      uint32_t w = 0; /* largest |bits|: non-finite when the exponent is all ones */
+      for (size_t i = 0; i < len; ++i) {
+        uint32_t a = bits[i] & 0x7fffffffu;
+        w = a > w ? a : w;
+      }
+      bad = w >= 0x7f800000u;
+      if (m == 0) {
+        memcpy((float *)dst + i0, (const float *)g + i0, len * sizeof(float));
+        continue;
+      }
+      const float *x = (const float *)g + i0;
+      for (size_t i = 0; i < len; ++i) acc[i] = (double)x[i];
+    } else {
+      const uint64_t *bits = (const uint64_t *)g + i0;
+      uint64_t w = 0;
+      for (size_t i = 0; i < len; ++i) {
+        uint64_t a = bits[i] & 0x7fffffffffffffffull;
+        w = a > w ? a : w;
+      }
+      bad = w >= 0x7ff0000000000000ull;
+      memcpy(acc, (const double *)g + i0, len * sizeof *acc);
+    }
+    for (size_t t = 1; t <= m; ++t) add_left(acc, r->bufs[k - t], stored_float(r, r->nodes[k - t].level), i0, len);
+    memcpy((double *)dst + i0, acc, len * sizeof *acc);
   }
+  return bad;
 }
 
 dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss) {
-  char m[160];
+  char msg[160];
   if (r->opts.mode != DPT_REDUCE_EXACT) {
     note_misuse(r, "gradient reducer: deposit called in fast mode");
     return DPT_OK;
   }
   if (j < 0 || j >= r->terms) {
-    snprintf(m, sizeof m, "exact reducer: term %lld outside the %lld terms declared at begin", (long long)j,
+    snprintf(msg, sizeof msg, "exact reducer: term %lld outside the %lld terms declared at begin", (long long)j,
              (long long)r->terms);
-    note_misuse(r, m);
+    note_misuse(r, msg);
     return DPT_OK;
   }
   if (j <= r->last_term) {
-    snprintf(m, sizeof m, "exact reducer: term %lld deposited after term %lld (a rank's terms must increase)",
+    snprintf(msg, sizeof msg, "exact reducer: term %lld deposited after term %lld (a rank's terms must increase)",
              (long long)j, (long long)r->last_term);
-    note_misuse(r, m);
+    note_misuse(r, msg);
     return DPT_OK;
   }
   r->last_term = j;
@@ -330,25 +358,31 @@ dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, dou
     note_bad(r, BAD_LOSS);
     return DPT_OK;
   }
-  if (has_nonfinite(grads, r->dtype, r->n)) {
+  /* the path of leaf (0, j) upwards: while the node below it on the stack is its left
+   * sibling, they merge */
+  exact_node cur = {.level = 0, .index = j, .loss = loss};
+  size_t k = r->n_nodes, m = 0;
+  double l = loss;
+  while (m < k && (cur.index & 1) && r->nodes[k - 1 - m].level == cur.level &&
+         r->nodes[k - 1 - m].index == cur.index - 1) {
+    l = r->nodes[k - 1 - m].loss + l;
+    cur.level++;
+    cur.index >>= 1;
+    ++m;
+  }
+  cur.loss = l;
+  /* the result goes to the free buffer above the stack, which then takes the place of
+   * node k - m's (no node is read while it is overwritten) */
+  DPT_CALL(ensure_node(r, k));
+  if (push_leaf(r, grads, m, r->bufs[k])) {
     note_bad(r, BAD_GRAD);
     return DPT_OK;
   }
-  size_t k = r->n_nodes;
-  exact_node *top = k ? &r->nodes[k - 1] : NULL;
-  if (top && top->level == 0 && top->index == j - 1 && (j & 1)) {
-    /* the right sibling of the top leaf: add it in place (the same fl(left + right)) */
-    term_to_double(r->bufs[k - 1], grads, r->dtype, r->n, true);
-    top->loss += loss;
-    top->level = 1;
-    top->index = j >> 1;
-  } else {
-    DPT_CALL(ensure_node(r, k));
-    term_to_double(r->bufs[k], grads, r->dtype, r->n, false);
-    r->nodes[k] = (exact_node){.level = 0, .index = j, .loss = loss};
-    r->n_nodes++;
-  }
-  merge_siblings(r);
+  double *t = r->bufs[k - m];
+  r->bufs[k - m] = r->bufs[k];
+  r->bufs[k] = t;
+  r->nodes[k - m] = cur;
+  r->n_nodes = k - m + 1;
   return DPT_OK;
 }
 
@@ -392,17 +426,62 @@ static void slice_of(size_t n, int P, int q, size_t *lo, size_t *len) {
   *len = (size_t)c;
 }
 
-/* An MPI datatype covering count blocks of len elements of base type at absolute addresses
- * addr[] (to be used with MPI_BOTTOM); MPI_BYTE with a count 0 when empty. */
-static int blocks_type(int count, size_t len, MPI_Aint *addr, MPI_Datatype base, MPI_Datatype *t, int *n) {
+/* An MPI datatype covering count blocks of len elements of types type[] at absolute
+ * addresses addr[] (to be used with MPI_BOTTOM); MPI_BYTE with a count 0 when empty. A
+ * failure here cannot be agreed (the peers are entering the collective): abort. */
+static void blocks_type(int count, size_t len, MPI_Aint *addr, MPI_Datatype *type, const dpt_comm *c,
+                        MPI_Datatype *t, int *n) {
   if (count == 0 || len == 0) {
     *t = MPI_BYTE;
     *n = 0;
-    return MPI_SUCCESS;
+    return;
   }
   *n = 1;
-  int rc = MPI_Type_create_hindexed_block(count, (int)len, addr, base, t);
-  return rc == MPI_SUCCESS ? MPI_Type_commit(t) : rc;
+  int lens[count]; /* count <= the nodes of one rank: small */
+  for (int k = 0; k < count; ++k) lens[k] = (int)len;
+  int rc = MPI_Type_create_struct(count, lens, addr, type, t);
+  if (rc == MPI_SUCCESS) rc = MPI_Type_commit(t);
+  if (rc != MPI_SUCCESS) dpt_comm_abort(c, "exact reducer: building an MPI datatype failed (error %d)", rc);
+}
+
+/* acc = a + b over the elements [i0, i0 + bl) (a, b stored as float or double). */
+static void add_block(double *acc, const void *a, bool a_f, const void *b, bool b_f, size_t i0, size_t bl) {
+  if (b_f) {
+    const float *x = (const float *)b + i0;
+    for (size_t i = 0; i < bl; ++i) acc[i] = (double)x[i];
+  } else {
+    memcpy(acc, (const double *)b + i0, bl * sizeof *acc);
+  }
+  add_left(acc, a, a_f, i0, bl);
+}
+
+/* res = a + b over len elements (a the left node, b the right, each stored as float or
+ * double), as double into res, or, when out is not NULL, rounded once to dtype into out.
+ * res may be a itself; a float a widened in place is done in blocks from the end: the
+ * doubles written over elements [i0, i0 + bl) cover only floats of index >= i0, all read by
+ * then. */
+static void add_slices(double *res, const void *a, bool a_f, const void *b, bool b_f, size_t len, void *out,
+                       dpt_dtype dtype) {
+  double acc[LEAF_BLOCK];
+  if (!out && a_f && (const void *)res == a) {
+    for (size_t end = len; end > 0;) {
+      size_t bl = end < LEAF_BLOCK ? end : LEAF_BLOCK, i0 = end - bl;
+      end = i0;
+      add_block(acc, a, a_f, b, b_f, i0, bl);
+      memcpy(res + i0, acc, bl * sizeof *acc);
+    }
+    return;
+  }
+  for (size_t i0 = 0; i0 < len; i0 += LEAF_BLOCK) {
+    size_t bl = len - i0 < LEAF_BLOCK ? len - i0 : LEAF_BLOCK;
+    add_block(acc, a, a_f, b, b_f, i0, bl);
+    if (!out)
+      memcpy(res + i0, acc, bl * sizeof *acc);
+    else if (dtype == DPT_F32)
+      for (size_t i = 0; i < bl; ++i) ((float *)out)[i0 + i] = (float)acc[i];
+    else
+      memcpy((double *)out + i0, acc, bl * sizeof *acc);
+  }
 }
 
 static void free_types(MPI_Datatype *t, int P) {
@@ -424,7 +503,9 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   size_t *plan = NULL, total = 0, n_plan = 0;
   double *losses = NULL;
   MPI_Aint *addr = NULL;
-  MPI_Datatype *stype = NULL, *rtype = NULL;
+  MPI_Datatype *stype = NULL, *rtype = NULL, *btype = NULL;
+  bool *isf = NULL;
+  void **node = NULL;
   DPT_TRY(dpt_alloc((size_t)P, sizeof *counts, "exact reducer counts", &counts));
   DPT_TRY(dpt_alloc((size_t)P, sizeof *displs, "exact reducer counts", &displs));
   DPT_TRY(dpt_alloc((size_t)P, sizeof *scount, "exact reducer counts", &scount));
@@ -455,6 +536,9 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   if (st == DPT_OK) st = dpt_alloc(2 * total, sizeof *plan, "exact reducer plan", &plan);
   if (st == DPT_OK) st = dpt_alloc(total, sizeof *losses, "exact reducer losses", &losses);
   if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *addr, "exact reducer addresses", &addr);
+  if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *btype, "exact reducer datatypes", &btype);
+  if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *isf, "exact reducer node types", &isf);
+  if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *node, "exact reducer node slices", &node);
   size_t lo_me, len_me;
   slice_of(n, P, me, &lo_me, &len_me);
   if (st == DPT_OK && total * len_me > r->recv_cap) {
@@ -484,22 +568,35 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   int64_t root = plan_node(s, 0, total, H, 0, plan, &n_plan);
   for (size_t k = 0; k < n_plan; ++k) losses[plan[2 * k]] += losses[plan[2 * k + 1]];
   *loss = root < 0 ? 0.0 : losses[root];
-  /* 3. slice q of every node to rank q (chunks of at most `chunk` elements per block) */
-  size_t lo_q, len_q, rounds = (n / (size_t)P + 1 + chunk - 1) / chunk;
+  /* 3. slice q of every node to rank q (chunks of at most `chunk` elements per block);
+   * leaves of an f32 reducer travel as float, other nodes as double. node[g]: where node
+   * g's slice of this rank lies (as float or double, its own storage): its own buffer for
+   * this rank's nodes, else recv + g * len_me. */
+  size_t lo_q, len_q, rounds = (n / (size_t)P + 1 + chunk - 1) / chunk, g_me = (size_t)displs[me] / 3;
+  for (size_t g = 0; g < total; ++g) {
+    isf[g] = stored_float(r, (int)meta_all[3 * g]);
+    node[g] = r->recv + g * len_me;
+  }
+  for (size_t k = 0; k < r->n_nodes; ++k)
+    node[g_me + k] = isf[g_me + k] ? (void *)((float *)r->bufs[k] + lo_me) : (void *)(r->bufs[k] + lo_me);
   for (size_t c0 = 0, rd = 0; rd < rounds; ++rd, c0 += chunk) {
     for (int q = 0; q < P; ++q) {
       slice_of(n, P, q, &lo_q, &len_q);
-      size_t len = len_q > c0 ? (len_q - c0 < chunk ? len_q - c0 : chunk) : 0;
-      if (len)
-        for (size_t k = 0; k < r->n_nodes; ++k) MPI_Get_address(r->bufs[k] + lo_q + c0, &addr[k]);
-      int rc = blocks_type((int)r->n_nodes, len, addr, MPI_DOUBLE, &stype[q], &scount[q]);
-      if (rc != MPI_SUCCESS) dpt_comm_abort(c, "exact reducer: MPI datatype for rank %d failed (error %d)", q, rc);
-      size_t len_r = len_me > c0 ? (len_me - c0 < chunk ? len_me - c0 : chunk) : 0;
+      size_t len = q == me || len_q <= c0 ? 0 : len_q - c0 < chunk ? len_q - c0 : chunk;
+      for (size_t k = 0; len && k < r->n_nodes; ++k) {
+        bool f = stored_float(r, r->nodes[k].level);
+        MPI_Get_address(f ? (void *)((float *)r->bufs[k] + lo_q + c0) : (void *)(r->bufs[k] + lo_q + c0), &addr[k]);
+        btype[k] = f ? MPI_FLOAT : MPI_DOUBLE;
+      }
+      blocks_type((int)r->n_nodes, len, addr, btype, c, &stype[q], &scount[q]);
+      size_t len_r = q == me || len_me <= c0 ? 0 : len_me - c0 < chunk ? len_me - c0 : chunk;
       int cnt_p = counts[q] / 3;
-      for (int k = 0; len_r && k < cnt_p; ++k)
-        MPI_Get_address(r->recv + ((size_t)displs[q] / 3 + (size_t)k) * len_me + c0, &addr[k]);
-      rc = blocks_type(cnt_p, len_r, addr, MPI_DOUBLE, &rtype[q], &rcount[q]);
-      if (rc != MPI_SUCCESS) dpt_comm_abort(c, "exact reducer: MPI datatype for rank %d failed (error %d)", q, rc);
+      for (int k = 0; len_r && k < cnt_p; ++k) {
+        size_t g = (size_t)displs[q] / 3 + (size_t)k;
+        MPI_Get_address(isf[g] ? (void *)((float *)node[g] + c0) : (void *)((double *)node[g] + c0), &addr[k]);
+        btype[k] = isf[g] ? MPI_FLOAT : MPI_DOUBLE;
+      }
+      blocks_type(cnt_p, len_r, addr, btype, c, &rtype[q], &rcount[q]);
     }
     int rc = MPI_Alltoallw(MPI_BOTTOM, scount, zero, stype, MPI_BOTTOM, rcount, zero, rtype, c->comm);
     free_types(stype, P);
@@ -507,20 +604,28 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
     for (int q = 0; q < P; ++q) stype[q] = rtype[q] = MPI_DATATYPE_NULL;
     DPT_TRY_CHECK(rc == MPI_SUCCESS, DPT_ERR_MPI, "exact reducer: MPI_Alltoallw of tree nodes failed (error %d)", rc);
   }
-  /* 4. this rank's slice of the root, rounded once to dtype */
-  double *v = root < 0 || len_me == 0 ? NULL : r->recv + (size_t)root * len_me;
+  /* 4. this rank's slice of the root, rounded once to dtype (the last add writes it);
+   * each add writes into the left node's slot of recv */
+  void *out = (char *)r->grads + lo_me * dpt_dtype_size(r->dtype);
   for (size_t k = 0; len_me && k < n_plan; ++k) {
-    double *dst = r->recv + plan[2 * k] * len_me;
-    const double *src = r->recv + plan[2 * k + 1] * len_me;
-    for (size_t i = 0; i < len_me; ++i) dst[i] += src[i];
+    size_t d = plan[2 * k], b = plan[2 * k + 1];
+    double *res = r->recv + d * len_me;
+    add_slices(res, node[d], isf[d], node[b], isf[b], len_me, k + 1 == n_plan ? out : NULL, r->dtype);
+    node[d] = res;
+    isf[d] = false;
   }
-  if (r->dtype == DPT_F32) {
-    float *g = (float *)r->grads + lo_me;
-    for (size_t i = 0; i < len_me; ++i) g[i] = v ? (float)v[i] : 0.0f;
-  } else {
-    double *g = (double *)r->grads + lo_me;
-    if (v) memcpy(g, v, len_me * sizeof *g);
-    else memset(g, 0, len_me * sizeof *g);
+  if (len_me && n_plan == 0) {
+    if (root < 0) {
+      memset(out, 0, len_me * dpt_dtype_size(r->dtype));
+    } else if (isf[root]) {
+      memcpy(out, node[root], len_me * sizeof(float));
+    } else {
+      const double *v = node[root];
+      if (r->dtype == DPT_F32)
+        for (size_t i = 0; i < len_me; ++i) ((float *)out)[i] = (float)v[i];
+      else
+        memcpy(out, v, len_me * sizeof *v);
+    }
   }
   /* 5. every rank gets every slice (in dtype) */
   size_t es = dpt_dtype_size(r->dtype);
@@ -532,11 +637,9 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
     for (int q = 0; q < P; ++q) {
       slice_of(n, P, q, &lo_q, &len_q);
       size_t len = len_q > c0 ? (len_q - c0 < chunk ? len_q - c0 : chunk) : 0;
-      int rc = blocks_type(q == me ? 0 : 1, len_s, &a0, base, &stype[q], &scount[q]);
-      if (rc != MPI_SUCCESS) dpt_comm_abort(c, "exact reducer: MPI datatype for rank %d failed (error %d)", q, rc);
+      blocks_type(q == me ? 0 : 1, len_s, &a0, &base, c, &stype[q], &scount[q]);
       if (len) MPI_Get_address((char *)r->grads + (lo_q + c0) * es, &addr[0]);
-      rc = blocks_type(q == me ? 0 : 1, len, addr, base, &rtype[q], &rcount[q]);
-      if (rc != MPI_SUCCESS) dpt_comm_abort(c, "exact reducer: MPI datatype for rank %d failed (error %d)", q, rc);
+      blocks_type(q == me ? 0 : 1, len, addr, &base, c, &rtype[q], &rcount[q]);
     }
     int rc = MPI_Alltoallw(MPI_BOTTOM, scount, zero, stype, MPI_BOTTOM, rcount, zero, rtype, c->comm);
     free_types(stype, P);
@@ -560,6 +663,9 @@ done:
   dpt_free(&plan);
   dpt_free(&losses);
   dpt_free(&addr);
+  dpt_free(&btype);
+  dpt_free(&isf);
+  dpt_free(&node);
   return st;
 }
 
