@@ -37,12 +37,14 @@
  *   finish gathers the node positions and losses everywhere (MPI_Allgather(v), tiny), sends
  *   slice q (of P contiguous slices of the n elements) of every node to rank q
  *   (MPI_Alltoallw), which evaluates the tree on its slice from the root down, and gathers
- *   the rounded slices into every rank's gradient buffer in the dtype (MPI_Alltoallw). With
- *   one node per rank that moves 8 n (P-1)/P bytes out and 4 n (P-1)/P in again per rank
- *   (f32): about 1.5 times a float32 ring allreduce.
- *   Memory: the stack holds at most about 2 log2 M node vectors of n doubles per contiguous
- *   range of terms (one range per accumulate micro-step in training), kept across steps,
- *   plus the receive buffer of (nodes over all ranks) x n / P doubles.
+ *   the rounded slices into every rank's gradient buffer in the dtype (MPI_Alltoallw). A
+ *   leaf of an f32 reducer is stored and sent as float (one term is exactly a float), other
+ *   nodes as double. With one node per rank and f32 each rank sends (P-1)/P n (4 or 8) bytes
+ *   and then (P-1)/P n 4 bytes: 1 to 1.5 times a float32 ring allreduce.
+ *   Memory: the stack holds at most about 2 log2 M + 1 node vectors of n doubles per
+ *   contiguous range of terms (one range per accumulate micro-step in training), plus the
+ *   receive buffer of (nodes over all ranks) x ceil(n / P) doubles, all kept across steps
+ *   (owned by the reducer).
  *
  *   Accuracy (derived in README, section parallel; tested in test_reduce.c): with S the
  *   exact sum of the M terms g_j of one element, D the tree value in double, h =
@@ -51,7 +53,7 @@
  *   and R = D rounded to the dtype satisfies, for ANY dtype-precision sum F of the same
  *   terms (float32 sum in any order),
  *       |R - S| <= |F - S| + 2 |D - S|,      |R - S| <= ulp(R) / 2 + |D - S|.
- *   For f32 and M <= 2^10 terms, 2 |D - S| <= 20 * 2^-53 sum|g_j|: below 2^-24 of half a
+ *   For f32 and M <= 2^10 terms, 2 |D - S| <= 20 * 2^-53 sum|g_j|: below 2^-18 of half a
  *   float32 ulp of every element whose sum is larger than 2^-5 sum|g_j|.
  *
  * Non-finite policy (train.on_nonfinite): each rank checks its own loss and gradient
