@@ -45,6 +45,9 @@ struct dpt_reducer {
   double *recv;       /* [recv_cap] finish: this rank's slice of every node */
   size_t recv_cap;
   size_t chunk;       /* most elements per block in one MPI call of finish */
+  int64_t *meta;      /* [3 cap_nodes] finish: (level, index, loss bits) of each node */
+  int *counts, *displs, *scount, *rcount, *zero; /* [P] finish: collective counts */
+  MPI_Datatype *stype, *rtype;                    /* [P] finish: datatypes per peer */
 };
 
 /* ---------------------------------------------------------------- options */
@@ -131,6 +134,16 @@ dpt_status dpt_reducer_create(const dpt_comm *c, const dpt_reduce_opts *opts, dp
     for (size_t b = 0; b < r->n_buckets; ++b) r->req[b] = MPI_REQUEST_NULL;
     DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->t_start, "reducer bucket start times", &r->t_start));
     DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->t_done, "reducer bucket completion times", &r->t_done));
+  } else {
+    size_t P = (size_t)c->size;
+    DPT_TRY(dpt_alloc(P, sizeof *r->counts, "exact reducer counts", &r->counts));
+    DPT_TRY(dpt_alloc(P, sizeof *r->displs, "exact reducer counts", &r->displs));
+    DPT_TRY(dpt_alloc(P, sizeof *r->scount, "exact reducer counts", &r->scount));
+    DPT_TRY(dpt_alloc(P, sizeof *r->rcount, "exact reducer counts", &r->rcount));
+    DPT_TRY(dpt_calloc(P, sizeof *r->zero, "exact reducer counts", &r->zero));
+    DPT_TRY(dpt_alloc(P, sizeof *r->stype, "exact reducer datatypes", &r->stype));
+    DPT_TRY(dpt_alloc(P, sizeof *r->rtype, "exact reducer datatypes", &r->rtype));
+    for (size_t q = 0; q < P; ++q) r->stype[q] = r->rtype[q] = MPI_DATATYPE_NULL;
   }
   r->chunk = MPI_CHUNK;
   *out = r;
@@ -155,6 +168,14 @@ void dpt_reducer_destroy(dpt_reducer **rp) {
   dpt_free(&r->bufs);
   dpt_free(&r->nodes);
   dpt_free(&r->recv);
+  dpt_free(&r->meta);
+  dpt_free(&r->counts);
+  dpt_free(&r->displs);
+  dpt_free(&r->scount);
+  dpt_free(&r->rcount);
+  dpt_free(&r->zero);
+  dpt_free(&r->stype);
+  dpt_free(&r->rtype);
   dpt_free(rp);
 }
 
@@ -255,18 +276,23 @@ static dpt_status ensure_node(dpt_reducer *r, size_t k) {
     size_t cap = r->cap_nodes ? 2 * r->cap_nodes : 16;
     exact_node *nodes = NULL;
     double **bufs = NULL;
-    DPT_CALL(dpt_alloc(cap, sizeof *nodes, "exact reducer node list", &nodes));
-    dpt_status st = dpt_calloc(cap, sizeof *bufs, "exact reducer node list", &bufs);
+    int64_t *meta = NULL;
+    dpt_status st = dpt_alloc(cap, sizeof *nodes, "exact reducer node list", &nodes);
+    if (st == DPT_OK) st = dpt_calloc(cap, sizeof *bufs, "exact reducer node list", &bufs);
+    if (st == DPT_OK) st = dpt_alloc(3 * cap, sizeof *meta, "exact reducer node metadata", &meta);
     if (st != DPT_OK) {
       dpt_free(&nodes);
+      dpt_free(&bufs);
       DPT_CALL(st);
     }
     if (r->n_nodes) memcpy(nodes, r->nodes, r->n_nodes * sizeof *nodes);
     if (r->n_bufs) memcpy(bufs, r->bufs, r->n_bufs * sizeof *bufs);
     dpt_free(&r->nodes);
     dpt_free(&r->bufs);
+    dpt_free(&r->meta);
     r->nodes = nodes;
     r->bufs = bufs;
+    r->meta = meta;
     r->cap_nodes = cap;
   }
   DPT_CALL(dpt_alloc(r->n, sizeof(double), "exact reducer tree node (8 bytes per parameter)", &r->bufs[k]));
@@ -429,7 +455,7 @@ static void slice_of(size_t n, int P, int q, size_t *lo, size_t *len) {
 /* An MPI datatype covering count blocks of len elements of types type[] at absolute
  * addresses addr[] (to be used with MPI_BOTTOM); MPI_BYTE with a count 0 when empty. A
  * failure here cannot be agreed (the peers are entering the collective): abort. */
-static void blocks_type(int count, size_t len, MPI_Aint *addr, MPI_Datatype *type, const dpt_comm *c,
+static void blocks_type(int count, size_t len, MPI_Aint *addr, MPI_Datatype *type, int *lens, const dpt_comm *c,
                         MPI_Datatype *t, int *n) {
   if (count == 0 || len == 0) {
     *t = MPI_BYTE;
@@ -437,7 +463,6 @@ static void blocks_type(int count, size_t len, MPI_Aint *addr, MPI_Datatype *typ
     return;
   }
   *n = 1;
-  int lens[count]; /* count <= the nodes of one rank: small */
   for (int k = 0; k < count; ++k) lens[k] = (int)len;
   int rc = MPI_Type_create_struct(count, lens, addr, type, t);
   if (rc == MPI_SUCCESS) rc = MPI_Type_commit(t);
@@ -497,32 +522,24 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   const int P = c->size, me = c->rank;
   const size_t n = r->n, chunk = r->chunk;
   dpt_status st = DPT_OK;
-  int *counts = NULL, *displs = NULL, *scount = NULL, *rcount = NULL, *zero = NULL;
-  int64_t *meta = NULL, *meta_all = NULL;
+  int *counts = r->counts, *displs = r->displs, *scount = r->scount, *rcount = r->rcount, *zero = r->zero;
+  int64_t *meta = r->meta, *meta_all = NULL;
+  MPI_Datatype *stype = r->stype, *rtype = r->rtype, *btype = NULL;
   gathered_node *s = NULL;
   size_t *plan = NULL, total = 0, n_plan = 0;
   double *losses = NULL;
   MPI_Aint *addr = NULL;
-  MPI_Datatype *stype = NULL, *rtype = NULL, *btype = NULL;
+  int *lens = NULL;
   bool *isf = NULL;
   void **node = NULL;
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *counts, "exact reducer counts", &counts));
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *displs, "exact reducer counts", &displs));
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *scount, "exact reducer counts", &scount));
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *rcount, "exact reducer counts", &rcount));
-  DPT_TRY(dpt_calloc((size_t)P, sizeof *zero, "exact reducer counts", &zero));
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *stype, "exact reducer datatypes", &stype));
-  DPT_TRY(dpt_alloc((size_t)P, sizeof *rtype, "exact reducer datatypes", &rtype));
-  for (int q = 0; q < P; ++q) stype[q] = rtype[q] = MPI_DATATYPE_NULL;
-  DPT_TRY(dpt_alloc(3 * r->n_nodes, sizeof *meta, "exact reducer node metadata", &meta));
-  /* 1. node metadata (level, index, loss bits), tiny: gathered by every rank */
+  /* 1. node metadata (level, index, loss bits), tiny: gathered by every rank. Nothing here
+   * can fail before the first collective (the buffers are the reducer's). */
   for (size_t k = 0; k < r->n_nodes; ++k) {
     meta[3 * k] = r->nodes[k].level;
     meta[3 * k + 1] = r->nodes[k].index;
     memcpy(&meta[3 * k + 2], &r->nodes[k].loss, sizeof(double));
   }
-  int mine;
-  DPT_TRY(dpt_cast_int(3 * (int64_t)r->n_nodes, "exact reducer node metadata", &mine));
+  int mine = (int)(3 * r->n_nodes); /* nodes <= the terms' 2^30 */
   DPT_TRY_CHECK(MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
                 "exact reducer: MPI_Allgather of node counts failed");
   for (int q = 0; q < P; ++q) {
@@ -539,6 +556,7 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *btype, "exact reducer datatypes", &btype);
   if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *isf, "exact reducer node types", &isf);
   if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *node, "exact reducer node slices", &node);
+  if (st == DPT_OK) st = dpt_alloc(total + 1, sizeof *lens, "exact reducer block lengths", &lens);
   size_t lo_me, len_me;
   slice_of(n, P, me, &lo_me, &len_me);
   if (st == DPT_OK && total * len_me > r->recv_cap) {
@@ -588,7 +606,7 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
         MPI_Get_address(f ? (void *)((float *)r->bufs[k] + lo_q + c0) : (void *)(r->bufs[k] + lo_q + c0), &addr[k]);
         btype[k] = f ? MPI_FLOAT : MPI_DOUBLE;
       }
-      blocks_type((int)r->n_nodes, len, addr, btype, c, &stype[q], &scount[q]);
+      blocks_type((int)r->n_nodes, len, addr, btype, lens, c, &stype[q], &scount[q]);
       size_t len_r = q == me || len_me <= c0 ? 0 : len_me - c0 < chunk ? len_me - c0 : chunk;
       int cnt_p = counts[q] / 3;
       for (int k = 0; len_r && k < cnt_p; ++k) {
@@ -596,7 +614,7 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
         MPI_Get_address(isf[g] ? (void *)((float *)node[g] + c0) : (void *)((double *)node[g] + c0), &addr[k]);
         btype[k] = isf[g] ? MPI_FLOAT : MPI_DOUBLE;
       }
-      blocks_type(cnt_p, len_r, addr, btype, c, &rtype[q], &rcount[q]);
+      blocks_type(cnt_p, len_r, addr, btype, lens, c, &rtype[q], &rcount[q]);
     }
     int rc = MPI_Alltoallw(MPI_BOTTOM, scount, zero, stype, MPI_BOTTOM, rcount, zero, rtype, c->comm);
     free_types(stype, P);
@@ -637,9 +655,9 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
     for (int q = 0; q < P; ++q) {
       slice_of(n, P, q, &lo_q, &len_q);
       size_t len = len_q > c0 ? (len_q - c0 < chunk ? len_q - c0 : chunk) : 0;
-      blocks_type(q == me ? 0 : 1, len_s, &a0, &base, c, &stype[q], &scount[q]);
+      blocks_type(q == me ? 0 : 1, len_s, &a0, &base, lens, c, &stype[q], &scount[q]);
       if (len) MPI_Get_address((char *)r->grads + (lo_q + c0) * es, &addr[0]);
-      blocks_type(q == me ? 0 : 1, len, addr, &base, c, &rtype[q], &rcount[q]);
+      blocks_type(q == me ? 0 : 1, len, addr, &base, lens, c, &rtype[q], &rcount[q]);
     }
     int rc = MPI_Alltoallw(MPI_BOTTOM, scount, zero, stype, MPI_BOTTOM, rcount, zero, rtype, c->comm);
     free_types(stype, P);
@@ -648,21 +666,15 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
     DPT_TRY_CHECK(rc == MPI_SUCCESS, DPT_ERR_MPI, "exact reducer: MPI_Alltoallw of the sum failed (error %d)", rc);
   }
 done:
-  if (stype) free_types(stype, P);
-  if (rtype) free_types(rtype, P);
-  dpt_free(&counts);
-  dpt_free(&displs);
-  dpt_free(&scount);
-  dpt_free(&rcount);
-  dpt_free(&zero);
-  dpt_free(&stype);
-  dpt_free(&rtype);
-  dpt_free(&meta);
+  free_types(stype, P);
+  free_types(rtype, P);
+  for (int q = 0; q < P; ++q) stype[q] = rtype[q] = MPI_DATATYPE_NULL;
   dpt_free(&meta_all);
   dpt_free(&s);
   dpt_free(&plan);
   dpt_free(&losses);
   dpt_free(&addr);
+  dpt_free(&lens);
   dpt_free(&btype);
   dpt_free(&isf);
   dpt_free(&node);
