@@ -19,12 +19,13 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
               "not at a whole micro-batch of parallel.micro_batch = %lld rows (data.shuffle = local does not cut "
               "whole micro-batches: use global or none)",
               (long long)first, (long long)o->micro_batch);
-  int64_t j = micro_step * (dpt_reducer_step_terms(r) / o->accumulate) + first / o->micro_batch;
   if (timers) dpt_timer_start(timers, DPT_PHASE_BACKWARD);
   dpt_status st = DPT_OK;
   if (o->mode == DPT_REDUCE_FAST) {
     st = dpt_model_forward_backward(m, X, y, n, scale, loss, last ? dpt_reducer_ready : NULL, r);
   } else {
+    /* this rank's first micro-batch is term j of the step's tree */
+    int64_t j = micro_step * (dpt_reducer_step_terms(r) / o->accumulate) + first / o->micro_batch;
     size_t es = dpt_dtype_size(dpt_model_dtype(m));
     size_t in = (size_t)dpt_model_inputs(m), out = (size_t)dpt_model_outputs(m);
     for (int64_t k = 0; k < n && st == DPT_OK; k += o->micro_batch, ++j) {

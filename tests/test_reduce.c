@@ -473,6 +473,51 @@ static void test_nonfinite_exact_loss(void **state) {
   free(g);
 }
 
+/* A NaN in the last rank's second term (merged into its first: the one-pass merge path)
+ * stops every rank naming it (abort) or skips the step on every rank (skip); the next clean
+ * step sums exactly. */
+static void test_nonfinite_exact_grad(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 3000;
+  float *g = calloc(n, sizeof *g);
+  for (int policy = 0; policy < 2; ++policy) {
+    dpt_reduce_opts o;
+    dpt_reduce_opts_default(&o);
+    o.mode = DPT_REDUCE_EXACT;
+    o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
+    dpt_reducer *r;
+    double loss;
+    bool skip = false;
+    assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+    assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
+    for (int k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+      if (k == 1 && c->rank == c->size - 1) g[2500] = NAN;
+      assert_dpt_ok(dpt_reducer_deposit(r, 2 * c->rank + k, g, 1.0));
+    }
+    char want[64];
+    snprintf(want, sizeof want, "rank %d: non-finite gradient", c->size - 1);
+    if (policy == 0) {
+      assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, want);
+    } else {
+      assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+      assert_true(skip);
+    }
+    assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
+    for (int k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+      assert_dpt_ok(dpt_reducer_deposit(r, 2 * c->rank + k, g, 1.0));
+    }
+    assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+    assert_false(skip);
+    for (size_t i = 0; i < n; ++i) assert_true(g[i] == (float)(2 * c->size)); /* small integers: exact */
+    assert_true(loss == 2.0 * c->size);
+    dpt_reducer_destroy(&r);
+  }
+  free(g);
+}
+
 static void test_misuse_is_agreed(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
@@ -572,6 +617,7 @@ int main(void) {
       cmocka_unit_test(test_exact_misuse),
       cmocka_unit_test(test_nonfinite_fast_abort_and_skip),
       cmocka_unit_test(test_nonfinite_exact_loss),
+      cmocka_unit_test(test_nonfinite_exact_grad),
       cmocka_unit_test(test_misuse_is_agreed),
       cmocka_unit_test(test_broadcast_and_check_sync),
       cmocka_unit_test(test_timers),
