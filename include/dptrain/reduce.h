@@ -33,10 +33,11 @@
  *   only, so the result depends only on the set of (j, term) pairs: bitwise identical for
  *   any number of ranks and any way of spreading the terms over them.
  *   deposit keeps a stack of the complete nodes this rank holds (all 2^L leaves deposited
- *   here), merging the two top ones while they are siblings, as in pairwise summation.
- *   finish gathers the node positions and losses everywhere (MPI_Allgather(v), tiny), sends
- *   slice q (of P contiguous slices of the n elements) of every node to rank q
- *   (MPI_Alltoallw), which evaluates the tree on its slice from the root down, and gathers
+ *   here) and merges the new term with the top nodes that are its left siblings, in one
+ *   pass over the elements, as in pairwise summation. finish gathers the node positions and
+ *   losses everywhere (MPI_Allgather(v), tiny; a term held by two ranks is an agreed error),
+ *   sends slice q (of P contiguous slices of the n elements) of every node to rank q
+ *   (MPI_Alltoallw; a rank reads its own nodes in place), which evaluates the tree on its slice from the root down, and gathers
  *   the rounded slices into every rank's gradient buffer in the dtype (MPI_Alltoallw). A
  *   leaf of an f32 reducer is stored and sent as float (one term is exactly a float), other
  *   nodes as double. With one node per rank and f32 each rank sends (P-1)/P n (4 or 8) bytes
