@@ -38,9 +38,9 @@ struct dpt_reducer {
   size_t done;      /* buckets [0, done) are known complete */
   /* exact mode */
   int64_t terms;      /* M: the tree's leaves this step are 0..M-1 */
-  int64_t last_term;  /* the last term deposited on this rank this step, -1 none */
-  exact_node *nodes;  /* [cap_nodes] this rank's stack of complete tree nodes; n_nodes used */
-  double **bufs;      /* [cap_nodes] node k's values in bufs[k] (n doubles, allocated when first needed) */
+  exact_node *nodes;  /* [cap_nodes] the complete tree nodes this rank holds: [0, n_nodes) */
+  double **bufs;      /* [cap_nodes] node k's values in bufs[k]; bufs[n_nodes, n_bufs): spares
+                         (n doubles each, allocated when first needed, kept across steps) */
   size_t n_nodes, n_bufs, cap_nodes;
   double *recv;       /* [recv_cap] finish: this rank's slice of every node */
   size_t recv_cap;
@@ -197,12 +197,9 @@ dpt_status dpt_reducer_begin(dpt_reducer *r, int64_t terms) {
   DPT_CHECK(terms >= 0 && terms <= ((int64_t)1 << 30), DPT_ERR_INTERNAL,
             "exact reducer: terms per step: expected 0 .. 2^30, got %lld", (long long)terms);
   r->terms = terms;
-  r->last_term = -1;
   r->n_nodes = 0;
   return DPT_OK;
 }
-
-int64_t dpt_reducer_step_terms(const dpt_reducer *r) { return r->terms; }
 
 void dpt_reducer_set_chunk(dpt_reducer *r, size_t elems) { r->chunk = elems < 1 ? 1 : elems > MPI_CHUNK ? MPI_CHUNK : elems; }
 
@@ -266,10 +263,11 @@ void dpt_reducer_ready(void *ctx, size_t offset, size_t count) {
 /* The fixed tree over the leaves 0..M-1: node (L, i) covers leaves [i 2^L, (i+1) 2^L); the
  * root is (H, 0) with H = ceil(log2 M). A node's value is fl(left + right) in double when
  * both children hold a deposited leaf, the one child's value when only one does, absent
- * when none does. A rank's stack holds nodes all of whose 2^L leaves it deposited itself
- * (complete nodes): their values are the tree's, whichever rank computed them. */
+ * when none does. A rank holds nodes all of whose 2^L leaves it deposited itself (complete
+ * nodes), merging two when they are siblings: their values are the tree's, whichever rank
+ * computed them and in whatever order the leaves came. */
 
-/* Grows the node stack so that position k has a data buffer of n doubles. */
+/* Grows the node list so that position k has a data buffer of n doubles. */
 static dpt_status ensure_node(dpt_reducer *r, size_t k) {
   if (k < r->n_bufs) return DPT_OK;
   if (k >= r->cap_nodes) {
@@ -317,17 +315,17 @@ static void add_left(double *acc, const void *left, bool left_f, size_t i0, size
   }
 }
 
-/* Adds leaf g (in dtype) and merges it with the top m stack nodes, which are the left
- * siblings on its path upwards (top first), in one pass: per element
- *   acc = g[i]; acc = node_top[i] + acc; ...; dst[i] = acc
- * (each step fl(left + right) in double, as the tree defines); with m = 0 dst receives the
- * leaf as it is stored. dst is not one of the nodes read. Returns true when g holds a NaN or
- * an infinity (dst is then garbage). */
+/* Adds leaf g (in dtype) and merges it with the m held nodes part[0..m), the siblings on
+ * its path upwards (lowest first), in one pass: per element
+ *   acc = g[i]; acc = node_part[0][i] + acc; ...; dst[i] = acc
+ * (each step fl(sibling + node) in double: the tree's fl(left + right), addition being
+ * commutative); with m = 0 dst receives the leaf as it is stored. dst is not one of the
+ * nodes read. Returns true when g holds a NaN or an infinity (dst is then garbage). */
 #define LEAF_BLOCK 512
-static bool push_leaf(dpt_reducer *r, const void *g, size_t m, void *dst) {
+static bool push_leaf(dpt_reducer *r, const void *g, const size_t *part, size_t m, void *dst) {
   double acc[LEAF_BLOCK];
   bool bad = false;
-  const size_t k = r->n_nodes, n = r->n;
+  const size_t n = r->n;
   for (size_t i0 = 0; i0 < n && !bad; i0 += LEAF_BLOCK) {
     size_t len = n - i0 < LEAF_BLOCK ? n - i0 : LEAF_BLOCK;
     if (r->dtype == DPT_F32) {
@@ -354,10 +352,18 @@ static bool push_leaf(dpt_reducer *r, const void *g, size_t m, void *dst) {
       bad = w >= 0x7ff0000000000000ull;
       memcpy(acc, (const double *)g + i0, len * sizeof *acc);
     }
-    for (size_t t = 1; t <= m; ++t) add_left(acc, r->bufs[k - t], stored_float(r, r->nodes[k - t].level), i0, len);
+    for (size_t t = 0; t < m; ++t)
+      add_left(acc, r->bufs[part[t]], stored_float(r, r->nodes[part[t]].level), i0, len);
     memcpy((double *)dst + i0, acc, len * sizeof *acc);
   }
   return bad;
+}
+
+/* The held node (level, index), or n_nodes when there is none. */
+static size_t find_node(const dpt_reducer *r, int level, int64_t index) {
+  size_t k = 0;
+  while (k < r->n_nodes && (r->nodes[k].level != level || r->nodes[k].index != index)) ++k;
+  return k;
 }
 
 dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss) {
@@ -372,43 +378,54 @@ dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, dou
     note_misuse(r, msg);
     return DPT_OK;
   }
-  if (j <= r->last_term) {
-    snprintf(msg, sizeof msg, "exact reducer: term %lld deposited after term %lld (a rank's terms must increase)",
-             (long long)j, (long long)r->last_term);
-    note_misuse(r, msg);
-    return DPT_OK;
-  }
-  r->last_term = j;
+  for (size_t k = 0; k < r->n_nodes; ++k)
+    if (j >> r->nodes[k].level == r->nodes[k].index) {
+      snprintf(msg, sizeof msg, "exact reducer: term %lld deposited twice on this rank", (long long)j);
+      note_misuse(r, msg);
+      return DPT_OK;
+    }
   if (r->bad != BAD_NONE) return DPT_OK; /* the step is lost anyway */
   if (!isfinite(loss)) {
     note_bad(r, BAD_LOSS);
     return DPT_OK;
   }
-  /* the path of leaf (0, j) upwards: while the node below it on the stack is its left
-   * sibling, they merge */
+  /* the path of leaf (0, j) upwards: while the sibling of the node reached is held here,
+   * they merge (the held nodes are disjoint, so each sibling is held whole or not at all) */
   exact_node cur = {.level = 0, .index = j, .loss = loss};
-  size_t k = r->n_nodes, m = 0;
-  double l = loss;
-  while (m < k && (cur.index & 1) && r->nodes[k - 1 - m].level == cur.level &&
-         r->nodes[k - 1 - m].index == cur.index - 1) {
-    l = r->nodes[k - 1 - m].loss + l;
+  size_t part[64], m = 0, k;
+  while ((k = find_node(r, cur.level, cur.index ^ 1)) < r->n_nodes) {
+    part[m++] = k;
+    cur.loss = r->nodes[k].loss + cur.loss;
     cur.level++;
     cur.index >>= 1;
-    ++m;
   }
-  cur.loss = l;
-  /* the result goes to the free buffer above the stack, which then takes the place of
-   * node k - m's (no node is read while it is overwritten) */
-  DPT_CALL(ensure_node(r, k));
-  if (push_leaf(r, grads, m, r->bufs[k])) {
+  /* the result goes to the spare buffer after the held nodes, then the merged nodes leave
+   * (each swapped with the last; in descending position order, so none moves before it
+   * leaves), their buffers becoming spares */
+  size_t top = r->n_nodes;
+  DPT_CALL(ensure_node(r, top));
+  if (push_leaf(r, grads, part, m, r->bufs[top])) {
     note_bad(r, BAD_GRAD);
     return DPT_OK;
   }
-  double *t = r->bufs[k - m];
-  r->bufs[k - m] = r->bufs[k];
-  r->bufs[k] = t;
-  r->nodes[k - m] = cur;
-  r->n_nodes = k - m + 1;
+  r->nodes[top] = cur;
+  r->n_nodes = top + 1;
+  for (size_t a = 1; a < m; ++a) /* insertion sort, descending (m <= 31) */
+    for (size_t b = a; b > 0 && part[b - 1] < part[b]; --b) {
+      size_t t = part[b];
+      part[b] = part[b - 1];
+      part[b - 1] = t;
+    }
+  for (size_t t = 0; t < m; ++t) {
+    size_t p = part[t], last = r->n_nodes - 1;
+    exact_node tn = r->nodes[p];
+    double *tb = r->bufs[p];
+    r->nodes[p] = r->nodes[last];
+    r->bufs[p] = r->bufs[last];
+    r->nodes[last] = tn;
+    r->bufs[last] = tb;
+    r->n_nodes--;
+  }
   return DPT_OK;
 }
 

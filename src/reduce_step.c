@@ -24,11 +24,12 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
   if (o->mode == DPT_REDUCE_FAST) {
     st = dpt_model_forward_backward(m, X, y, n, scale, loss, last ? dpt_reducer_ready : NULL, r);
   } else {
-    /* this rank's first micro-batch is term j of the step's tree */
-    int64_t j = micro_step * (dpt_reducer_step_terms(r) / o->accumulate) + first / o->micro_batch;
+    /* micro-batch b of the global batch in micro-step i is term j = b * accumulate + i, so
+     * that over the micro-steps a rank's terms fill one contiguous range */
+    int64_t acc = o->accumulate, j = first / o->micro_batch * acc + micro_step;
     size_t es = dpt_dtype_size(dpt_model_dtype(m));
     size_t in = (size_t)dpt_model_inputs(m), out = (size_t)dpt_model_outputs(m);
-    for (int64_t k = 0; k < n && st == DPT_OK; k += o->micro_batch, ++j) {
+    for (int64_t k = 0; k < n && st == DPT_OK; k += o->micro_batch, j += acc) {
       int64_t rows = n - k < o->micro_batch ? n - k : o->micro_batch;
       dpt_targets yk = {y->labels ? y->labels + k : NULL,
                         y->values ? (const char *)y->values + (size_t)k * out * es : NULL};

@@ -176,8 +176,8 @@ static bool tree_ref(const bool *present, const double *leaf, int64_t lo, int64_
   return pa || pb;
 }
 
-/* Which terms the rank deposits: 0 contiguous ranges, 1 round robin (non-contiguous), 2 all
- * on the last rank (the others hold none), 3 contiguous ranges of the terms j % 3 != 1 only
+/* Which terms the rank deposits: 0 contiguous ranges, 1 round robin (non-contiguous; in
+ * descending order), 2 all on the last rank (the others hold none), 3 contiguous ranges of the terms j % 3 != 1 only
  * (absent leaves inside the tree). */
 static bool owns(int assign, int64_t j, int64_t M, const dpt_comm *c) {
   int64_t b, cnt;
@@ -190,8 +190,9 @@ static bool owns(int assign, int64_t j, int64_t M, const dpt_comm *c) {
   }
 }
 
-/* Runs one exact step on comm c over n elements; this rank deposits its terms (ascending j);
- * chunk: the reducer's MPI chunk (0: default). */
+/* Runs one exact step on comm c over n elements; this rank deposits its terms, in ascending
+ * j, or descending for the round robin (any order gives the same nodes); chunk: the
+ * reducer's MPI chunk (0: default). */
 static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, int assign, size_t chunk, void *g,
                        double *loss) {
   dpt_reduce_opts o;
@@ -204,7 +205,8 @@ static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, 
   if (chunk) dpt_reducer_set_chunk(r, chunk);
   for (int rep = 0; rep < 2; ++rep) { /* twice: the reducer is reused across steps */
     assert_dpt_ok(dpt_reducer_begin(r, M));
-    for (int64_t j = 0; j < M; ++j) {
+    for (int64_t jj = 0; jj < M; ++jj) {
+      int64_t j = assign == 1 ? M - 1 - jj : jj;
       if (!owns(assign, j, M, c)) continue;
       for (size_t i = 0; i < n; ++i) {
         double v = term_value((int)j, i);
@@ -363,8 +365,8 @@ static void test_exact_accuracy_bound(void **state) {
   free(D);
 }
 
-/* Misuse of deposit, agreed by finish on every rank: a term outside [0, M), terms out of
- * order on one rank, one term deposited on two ranks. */
+/* Misuse of deposit, agreed by finish on every rank: a term outside [0, M), a term twice
+ * on one rank, one term deposited on two ranks. */
 static void test_exact_misuse(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
@@ -381,11 +383,12 @@ static void test_exact_misuse(void **state) {
   if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_deposit(r, 4, g, 0.0));
   assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 4 outside the 4 terms");
   assert_dpt_ok(dpt_reducer_begin(r, 4));
-  if (c->rank == 0) {
+  if (c->rank == 0) { /* 2 then 3 merge into node (1, 1): term 3 again is inside it */
     assert_dpt_ok(dpt_reducer_deposit(r, 2, g, 0.0));
-    assert_dpt_ok(dpt_reducer_deposit(r, 1, g, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
   }
-  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 1 deposited after term 2");
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 3 deposited twice on this rank");
   if (c->size > 1) {
     assert_dpt_ok(dpt_reducer_begin(r, 4));
     assert_dpt_ok(dpt_reducer_deposit(r, c->rank == 0 ? 0 : 3, g, 0.0)); /* rank 0 and every other: 3 twice */

@@ -21,7 +21,7 @@
  *   exact mode (parallel.reduce = exact):
  *     dpt_reducer_begin(r, M);   M = number of micro-batch terms of this step over all ranks
  *                                 (ceil(B / micro) * accumulate: an upper bound, terms may be missing)
- *     for each of this rank's micro-batches, term index j ascending: zero grads;
+ *     for each of this rank's micro-batches, term index j (any order): zero grads;
  *         forward_backward(rows of the micro-batch, scale = 1 / n_global, loss = &l with
  *         l = 0, ready = NULL); dpt_reducer_deposit(r, j, grads, l);
  *     dpt_reducer_finish(r, &loss, &skip);
@@ -32,9 +32,9 @@
  *   root's value is rounded once to the dtype (the loss stays double). The tree depends on M
  *   only, so the result depends only on the set of (j, term) pairs: bitwise identical for
  *   any number of ranks and any way of spreading the terms over them.
- *   deposit keeps a stack of the complete nodes this rank holds (all 2^L leaves deposited
- *   here) and merges the new term with the top nodes that are its left siblings, in one
- *   pass over the elements, as in pairwise summation. finish gathers the node positions and
+ *   deposit keeps the complete nodes this rank holds (all 2^L leaves deposited here) and
+ *   merges the new term with the held siblings on its path upwards, in one pass over the
+ *   elements (pairwise summation; the order of deposits does not matter). finish gathers the node positions and
  *   losses everywhere (MPI_Allgather(v), tiny; a term held by two ranks is an agreed error),
  *   sends slice q (of P contiguous slices of the n elements) of every node to rank q
  *   (MPI_Alltoallw; a rank reads its own nodes in place), which evaluates the tree on its slice from the root down, and gathers
@@ -42,10 +42,11 @@
  *   leaf of an f32 reducer is stored and sent as float (one term is exactly a float), other
  *   nodes as double. With one node per rank and f32 each rank sends (P-1)/P n (4 or 8) bytes
  *   and then (P-1)/P n 4 bytes: 1 to 1.5 times a float32 ring allreduce.
- *   Memory: the stack holds at most about 2 log2 M + 1 node vectors of n doubles per
- *   contiguous range of terms (one range per accumulate micro-step in training), plus the
- *   receive buffer of (nodes over all ranks) x ceil(n / P) doubles, all kept across steps
- *   (owned by the reducer).
+ *   Memory: one vector of n doubles per held node plus one spare: at most about 2 log2 M + 1
+ *   for one contiguous range of terms (a rank's terms in training, see add_batch; while
+ *   accumulating over k micro-steps about 2 log2 k + 1 per micro-batch of the rank), plus
+ *   the receive buffer of (nodes over all ranks) x ceil(n / P) doubles, all kept across
+ *   steps (owned by the reducer).
  *
  *   Accuracy (derived in README, section parallel; tested in test_reduce.c): with S the
  *   exact sum of the M terms g_j of one element, D the tree value in double, h =
@@ -126,8 +127,8 @@ dpt_status dpt_reducer_begin(dpt_reducer *r, int64_t terms);
  * reported twice) is recorded and reported, agreed, by finish. */
 void dpt_reducer_ready(void *ctx, size_t offset, size_t count);
 /* Exact mode: adds term j (grads [n] in dtype, borrowed for the call; loss its loss sum).
- * j must be in [0, M) and larger than this rank's previous j this step; each j on one rank
- * only (checked, agreed, at finish). Misuse is recorded and reported by finish; fails only
+ * j must be in [0, M), deposited once over all ranks in a step, in any order (checked,
+ * agreed, at finish). Misuse is recorded and reported by finish; fails only
  * when a node vector cannot be allocated (local: agree it). */
 dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss);
 /* Collective. Completes the step: the gradient buffer then holds the sum over ranks (fast)
@@ -147,17 +148,16 @@ dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip);
  * add_batch runs the engine's forward+backward (timed as the "backward" phase): fast mode over
  * all n rows at once, grads accumulating, with the reducer's ready callback on the last
  * micro-step; exact mode micro-batch by micro-batch, zeroing the gradient buffer before each
- * and depositing it after as term j = i * (M / accumulate) + first / micro + k for this
- * rank's k-th micro-batch (first: the position of this rank's first row in the global
- * batch, dpt_batch.first; it must be a multiple of parallel.micro_batch, as dpt_shard_batch
- * gives: otherwise DPT_ERR_INPUT, e.g. with data.shuffle = local). *loss accumulates this rank's
+ * and depositing micro-batch b of the global batch (b = first / micro + k for this rank's
+ * k-th) as term j = b * accumulate + i, so that a rank's terms of one step form one
+ * contiguous range (first: the position of this rank's first row in the global batch,
+ * dpt_batch.first; it must be a multiple of parallel.micro_batch, as dpt_shard_batch gives:
+ * otherwise DPT_ERR_INPUT, e.g. with data.shuffle = local). *loss accumulates this rank's
  * loss sum (fast; exact deposits it). X, y are borrowed for the call. */
 int64_t dpt_reducer_terms(const dpt_reducer *r, int64_t batch_global);
 dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, const dpt_targets *y, int64_t n,
                                  int64_t first, int64_t micro_step, double scale, bool last, double *loss,
                                  dpt_timers *timers);
-/* Exact mode: M, the terms declared at this step's begin. */
-int64_t dpt_reducer_step_terms(const dpt_reducer *r);
 /* Exact mode, for tests: the most elements of one block in one MPI call of finish (default
  * and maximum 2^28, as MPI counts are int); a small value exercises the chunked path. */
 void dpt_reducer_set_chunk(dpt_reducer *r, size_t elems);
