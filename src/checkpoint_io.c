@@ -167,29 +167,41 @@ static dpt_status check_shape(const dpt_ckpt_file *f, const char *name, int ndim
   return DPT_OK;
 }
 
+/* The file and memory selections of the row block [first, first + nrows) and a collective
+ * transfer list, for a collective H5Dread/H5Dwrite that every rank joins (an empty block selects
+ * nothing). The caller closes the three ids it gets (also on failure: invalid ones are negative). */
+static dpt_status select_rows(const dpt_ckpt_file *f, hid_t dset, const char *name, int ndim, const int64_t *shape,
+                              int64_t first, int64_t nrows, hid_t *fspace, hid_t *mspace, hid_t *dxpl) {
+  dpt_status st = DPT_OK;
+  hsize_t start[DPT_CKPT_MAX_DIMS] = {0}, count[DPT_CKPT_MAX_DIMS];
+  for (int i = 0; i < ndim; ++i) count[i] = (hsize_t)shape[i];
+  start[0] = (hsize_t)first;
+  count[0] = (hsize_t)nrows;
+  *fspace = H5Dget_space(dset);
+  *dxpl = H5Pcreate(H5P_DATASET_XFER);
+  *mspace = H5I_INVALID_HID;
+  DPT_TRY_CHECK(*fspace >= 0 && *dxpl >= 0 && H5Pset_dxpl_mpio(*dxpl, H5FD_MPIO_COLLECTIVE) >= 0, DPT_ERR_IO,
+                "%s: tensor %s: %s", f->path, name, h5_reason());
+  if (nrows > 0) {
+    *mspace = H5Screate_simple(ndim, count, NULL);
+    DPT_TRY_CHECK(*mspace >= 0 && H5Sselect_hyperslab(*fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0,
+                  DPT_ERR_IO, "%s: tensor %s: selection: %s", f->path, name, h5_reason());
+  } else {
+    hsize_t one = 1;
+    *mspace = H5Screate_simple(1, &one, NULL);
+    DPT_TRY_CHECK(*mspace >= 0 && H5Sselect_none(*mspace) >= 0 && H5Sselect_none(*fspace) >= 0, DPT_ERR_IO,
+                  "%s: tensor %s: selection: %s", f->path, name, h5_reason());
+  }
+done:
+  return st;
+}
+
 /* Writes this rank's row block [first, first + nrows) of the dataset (collective). */
 static dpt_status write_rows(dpt_ckpt_file *f, hid_t dset, const char *name, dpt_dtype dtype, int ndim,
                              const int64_t *shape, int64_t first, int64_t nrows, const void *rows) {
   dpt_status st = DPT_OK;
   hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
-  hsize_t start[DPT_CKPT_MAX_DIMS] = {0}, count[DPT_CKPT_MAX_DIMS];
-  for (int i = 0; i < ndim; ++i) count[i] = (hsize_t)shape[i];
-  count[0] = (hsize_t)nrows;
-  start[0] = (hsize_t)first;
-  fspace = H5Dget_space(dset);
-  dxpl = H5Pcreate(H5P_DATASET_XFER);
-  DPT_TRY_CHECK(fspace >= 0 && dxpl >= 0, DPT_ERR_IO, "%s: tensor %s: %s", f->path, name, h5_reason());
-  DPT_TRY_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) >= 0, DPT_ERR_IO, "%s: %s", f->path, h5_reason());
-  if (nrows > 0) {
-    mspace = H5Screate_simple(ndim, count, NULL);
-    DPT_TRY_CHECK(mspace >= 0 && H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0,
-                  DPT_ERR_IO, "%s: tensor %s: selection: %s", f->path, name, h5_reason());
-  } else {
-    hsize_t one = 1;
-    mspace = H5Screate_simple(1, &one, NULL);
-    DPT_TRY_CHECK(mspace >= 0 && H5Sselect_none(mspace) >= 0 && H5Sselect_none(fspace) >= 0, DPT_ERR_IO,
-                  "%s: tensor %s: selection: %s", f->path, name, h5_reason());
-  }
+  DPT_TRY(select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl));
   static const double dummy = 0;
   DPT_TRY_CHECK(H5Dwrite(dset, h5_mem_type(dtype), mspace, fspace, dxpl, nrows > 0 ? rows : (const void *)&dummy) >= 0,
                 DPT_ERR_IO, "%s: cannot write tensor %s: %s", f->path, name, h5_reason());
@@ -685,24 +697,7 @@ static dpt_status read_all(dpt_ckpt_file *f, hid_t dset, const char *name, dpt_d
   size_t row_bytes = (size_t)shape_elems(ndim - 1, shape + 1) * dpt_dtype_size(dtype);
   int64_t first, nrows;
   dpt_shard_range(shape[0], P, f->c.rank, &first, &nrows);
-  hsize_t start[DPT_CKPT_MAX_DIMS] = {0}, count[DPT_CKPT_MAX_DIMS];
-  for (int i = 0; i < ndim; ++i) count[i] = (hsize_t)shape[i];
-  start[0] = (hsize_t)first;
-  count[0] = (hsize_t)nrows;
-  fspace = H5Dget_space(dset);
-  dxpl = H5Pcreate(H5P_DATASET_XFER);
-  DPT_TRY_CHECK(fspace >= 0 && dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) >= 0, DPT_ERR_IO,
-                "%s: tensor %s: %s", f->path, name, h5_reason());
-  if (nrows > 0) {
-    mspace = H5Screate_simple(ndim, count, NULL);
-    DPT_TRY_CHECK(mspace >= 0 && H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0,
-                  DPT_ERR_IO, "%s: tensor %s: selection: %s", f->path, name, h5_reason());
-  } else {
-    hsize_t one = 1;
-    mspace = H5Screate_simple(1, &one, NULL);
-    DPT_TRY_CHECK(mspace >= 0 && H5Sselect_none(mspace) >= 0 && H5Sselect_none(fspace) >= 0, DPT_ERR_IO,
-                  "%s: tensor %s: selection: %s", f->path, name, h5_reason());
-  }
+  DPT_TRY(select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl));
   double dummy;
   herr_t rc = H5Dread(dset, h5_mem_type(dtype), mspace, fspace, dxpl,
                       nrows > 0 ? (char *)buf + (size_t)first * row_bytes : (void *)&dummy);

@@ -28,11 +28,14 @@ void dpt_comm_finalize(dpt_comm *c) {
   c->comm = MPI_COMM_NULL;
 }
 
-dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
-  /* Lowest failing rank wins: MIN over (failed ? rank : size). */
-  int mine = local != DPT_OK ? c->rank : c->size, first = c->size;
-  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
+dpt_status dpt_comm_agree_any(const dpt_comm *c, dpt_status local, bool flag, bool *any) {
+  /* Lowest failing rank wins: MIN over (failed ? rank : size); the flag rides along as MIN of
+   * (flag ? 0 : 1). */
+  int mine[2] = {local != DPT_OK ? c->rank : c->size, flag ? 0 : 1}, all[2];
+  if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
     dpt_comm_abort(c, "error agreement failed (MPI_Allreduce); local error: %s", dpt_error_message());
+  int first = all[0];
+  *any = all[1] == 0;
   if (first == c->size) return DPT_OK;
   struct {
     int code;
@@ -53,6 +56,11 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
     dpt_comm_abort(c, "error agreement failed (MPI_Bcast); local error: %s", dpt_error_message());
   dpt_error_replace((dpt_status)pkt.code, pkt.msg);
   return (dpt_status)pkt.code;
+}
+
+dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
+  bool unused;
+  return dpt_comm_agree_any(c, local, false, &unused);
 }
 
 dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any) {

@@ -183,6 +183,13 @@ static dpt_status ckpt_save(ckpt_ctx *x, const dpt_checkpoint_plan *cp, bool qui
   return DPT_OK;
 }
 
+/* Records the first local failure of a step in `pending` (agreed at the step's end). */
+#define LOCAL(expr)                         \
+  do {                                      \
+    dpt_status local_ = (expr);             \
+    if (pending == DPT_OK) pending = local_; \
+  } while (0)
+
 /* Local status -> agreed status; leaves on failure. */
 #define AGREE(expr)                        \
   do {                                     \
@@ -360,10 +367,14 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     for (int64_t step = epoch == start_epoch ? start_step : 0; step < steps; step += acc, ++global_step) {
       double ta = MPI_Wtime(), t_data = 0.0, loss = 0.0;
       int64_t rows = 0, micro_steps = steps - step < acc ? steps - step : acc;
+      /* This rank's first local failure in the step; every call below is still made (the
+       * reducer's collectives must be joined by every rank) and the failure is agreed once, at
+       * the step's end, with the stop request: one small allreduce per step, not one per call. */
+      dpt_status pending = DPT_OK;
       dpt_schedule_apply(sched, o, global_step, epoch);
-      AGREE(dpt_optim_prepare(o, params));
-      AGREE(dpt_reducer_begin(red, terms));
-      AGREE(dpt_model_zero_grads(m));
+      LOCAL(dpt_optim_prepare(o, params));
+      LOCAL(dpt_reducer_begin(red, terms));
+      LOCAL(dpt_model_zero_grads(m));
       for (int64_t a = 0; a < micro_steps; ++a) {
         dpt_batch b;
         double tl = MPI_Wtime();
@@ -373,7 +384,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
         t_data += MPI_Wtime() - tl;
         /* a single batch is scaled at the source; accumulated ones after the reduction */
         double scale = micro_steps == 1 ? 1.0 / (double)b.n_global : 1.0;
-        AGREE(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, b.first, a, scale, a == micro_steps - 1, &loss, &tm));
+        LOCAL(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, b.first, a, scale, a == micro_steps - 1, &loss, &tm));
         rows += b.n_global;
       }
       { /* the engine's one call does forward and backward: split its time between the phases */
@@ -402,16 +413,21 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
           loss *= inv;
         }
         /* The reduced loss is identical on every rank, so this branch is too. */
-        AGREE(isfinite(loss) ? DPT_OK
+        LOCAL(isfinite(loss) ? DPT_OK
                              : dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                              "epoch %lld step %lld: the loss is not finite (%g); lower optimizer.lr",
                                              (long long)epoch, (long long)step, loss));
         dpt_rbf_hold_grads(&rbf, p.dtype, grads);
-        AGREE(dpt_optim_step(o, params, grads));
+        LOCAL(dpt_optim_step(o, params, grads));
         dpt_rbf_hold_params(&rbf, p.dtype, params);
       }
       dpt_timer_stop(&tm, DPT_PHASE_OPTIMIZER);
       double te = MPI_Wtime();
+      /* Step boundary: this step's local failures and a stop signal on any rank, agreed in one
+       * allreduce; a stop request stops every rank below, after a checkpoint. */
+      dpt_signals_fault_point(c, "step", global_step + 1);
+      bool stop = false;
+      AGREE(dpt_comm_agree_any(c, pending, dpt_signals_received() != 0, &stop));
       if (ro.check_sync > 0 && (global_step + 1) % ro.check_sync == 0) {
         dpt_timer_start(&tm, DPT_PHASE_SYNC_CHECK);
         st = dpt_reduce_check_sync(c, params, p.dtype, tens, n_tensors, global_step + 1); /* agreed */
@@ -436,10 +452,6 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
       double now = MPI_Wtime(), rate = (double)(epoch_rows > 0 ? epoch_rows : 1) / (now - t_epoch);
       double eta = (now - t0) / (double)(global_step + 1) * (double)(p.epochs * opt_steps - global_step - 1);
       dpt_metrics_progress(metrics, now, epoch, p.epochs, step, steps, loss, rate, eta);
-      /* Step boundary: a stop signal on any rank stops every rank here, after a checkpoint. */
-      dpt_signals_fault_point(c, "step", global_step + 1);
-      bool stop = false;
-      AGREE(dpt_signals_agree_stop(c, &stop));
       if (stop || (cp.every > 0 && (global_step + 1) % cp.every == 0)) {
         ck.s.epoch = epoch;
         ck.s.step_in_epoch = step + micro_steps;

@@ -5,12 +5,7 @@
 # at 1 and 3 ranks (outputs within 1e-5: f32 BLAS kernels round differently for other
 # block sizes; predicted classes identical); bad input refused with one error line.
 # dpt-test: timeout=180
-set -u
-dir=$(mktemp -d)
-trap '[ -n "${DPT_TEST_KEEP:-}" ] || rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 
 "$bin/dpt-generate" spiral "$dir/sp.h5" --rows 300 > /dev/null || exit 1
 "$bin/dpt-generate" sine "$dir/sine.h5" --rows 50 > /dev/null || exit 1

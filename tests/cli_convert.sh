@@ -5,11 +5,7 @@
 # bad inputs: one error line naming the file, non-zero exit on every rank, no hang, and no
 # output file left behind (a good OUT is never replaced by a failed conversion).
 # dpt-test: timeout=240
-set -u
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 run() { timeout 60 $MPIEXEC -n "$@"; }
 
 # ---- CSV: string classes mapped in string order, recorded in `classes`

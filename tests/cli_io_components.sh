@@ -4,12 +4,7 @@
 # compressed copy of the same data. Training reads the same rows in the same order under
 # each, so the printed parameters must be bitwise identical across all four runs.
 # dpt-test: timeout=300
-set -u
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 
 "$bin/dpt-generate" spiral "$dir/plain.h5" > /dev/null || exit 1
 # the same data, chunked (64 rows) and shuffle+gzip compressed, bit for bit: h5repack

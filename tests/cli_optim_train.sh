@@ -5,12 +5,7 @@
 # (2, 3), and invalid hyper-parameters stop every rank before training with one error line
 # naming the key (non-zero exit, no hang).
 # dpt-test: timeout=240
-set -u
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 
 "$bin/dpt-generate" seed "$dir/seed.h5" || exit 1
 sed "s#data/seed.h5#$dir/seed.h5#" "$DPT_SOURCE_DIR/data/seed.ini" > "$dir/seed.ini"

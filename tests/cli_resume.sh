@@ -8,12 +8,7 @@
 # gradient sums are ordered differently at another P in fast mode). Another architecture
 # is refused with what differs. Faults are injected with DPT_FAULT (checkpoint.h).
 # dpt-test: timeout=240
-set -u
-dir=$(mktemp -d)
-trap '[ -n "${DPT_TEST_KEEP:-}" ] || rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 # bitwise fingerprint of a model/checkpoint file: the crc32 of every model tensor
 fingerprint() { h5dump -A -g /model "$1" | awk '/DATASET/ {n=$2} /"crc32"/ {f=1} f && /\(0\)/ {print n, $2; f=0}'; }
 

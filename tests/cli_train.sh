@@ -3,12 +3,7 @@
 # the same parameters (1e-6 relative), and bad input exits non-zero on every rank with a
 # one-line error naming the file or key, within a time limit (no hang).
 # dpt-test: timeout=240
-set -u
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-bin=$(dirname "$DPTRAIN")
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
 
 "$bin/dpt-generate" seed "$dir/seed.h5" || exit 1
 sed "s#data/seed.h5#$dir/seed.h5#" "$DPT_SOURCE_DIR/data/seed.ini" > "$dir/seed.ini"

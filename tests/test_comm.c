@@ -44,10 +44,35 @@ static void test_agree_lowest_failing_rank(void **state) {
   assert_false(any);
 }
 
+/* The training loop's end-of-step check: status and flag agreed in one call. */
+static void test_agree_any(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  bool any = true;
+  assert_int_equal(dpt_comm_agree_any(c, DPT_OK, false, &any), DPT_OK);
+  assert_false(any);
+  assert_int_equal(dpt_comm_agree_any(c, DPT_OK, c->rank == c->size - 1, &any), DPT_OK);
+  assert_true(any);
+  /* rank 0 raises the flag, the last rank fails (rank 0 too at P = 1): both outcomes everywhere */
+  dpt_status local = DPT_OK;
+  if (c->rank == c->size - 1) local = dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__, "loss not finite");
+  any = false;
+  assert_int_equal(dpt_comm_agree_any(c, local, c->rank == 0, &any), DPT_ERR_NUMERIC);
+  assert_true(any);
+  assert_non_null(strstr(dpt_error_message(), "loss not finite"));
+  if (c->size > 1) {
+    char want[32];
+    snprintf(want, sizeof want, "rank %d:", c->size - 1);
+    assert_non_null(strstr(dpt_error_message(), want));
+  }
+  dpt_error_clear();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shard_range_covers_once),
       cmocka_unit_test(test_agree_lowest_failing_rank),
+      cmocka_unit_test(test_agree_any),
   };
   return dpt_test_run(tests);
 }

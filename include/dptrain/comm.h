@@ -33,6 +33,11 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local);
 /* Collective: logical OR of a flag over ranks (stop requests, NaN seen, ...). */
 dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any);
 
+/* Collective: dpt_comm_agree(c, local) and dpt_comm_any(c, flag, any) in one MPI_Allreduce
+ * (the training loop's end-of-step check: one latency per step, not two). *any is set on
+ * every rank, also when the agreed status is a failure. */
+dpt_status dpt_comm_agree_any(const dpt_comm *c, dpt_status local, bool flag, bool *any);
+
 /* Prints "dptrain: fatal on rank R: <message>" to stderr and calls MPI_Abort: for the
  * cases where agreement is impossible (a collective is stuck, state diverged). */
 _Noreturn void dpt_comm_abort(const dpt_comm *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

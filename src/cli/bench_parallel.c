@@ -7,12 +7,18 @@
  * rounds, interleaved so that slow drifts of the machine hit every configuration alike:
  *   single : rank 0 alone (its own one-rank communicator, one thread) while the other ranks
  *            sleep (they poll an MPI_Ibarrier every millisecond, using no core);
+ *   concur : every rank runs the single-rank step on its own one-rank communicator, all at
+ *            once (no communication at all): the compute rate the machine gives P concurrent
+ *            ranks, the ceiling of weak scaling here (shared caches, memory bandwidth, cores
+ *            shared with other tenants of a virtual machine);
  *   fast   : all ranks, bucketed MPI_Iallreduce started from the backward pass (overlap);
  *   nolap  : all ranks, the same reducer but every bucket started after the backward pass;
  *   exact  : all ranks, exact mode with --micro rows per micro-batch;
  *   allred : one blocking MPI_Allreduce of the whole gradient buffer (the communication alone).
  * Each figure is the median over rounds of the mean step time (max over ranks). Reported:
  *   weak-scaling efficiency  = (P B / t_fast) / (P * B / t_single) = t_single / t_fast
+ *   compute ceiling          = t_single / t_concur (weak scaling with free communication)
+ *   efficiency vs ceiling    = t_concur / t_fast (what the reduction costs)
  *   hidden share of allreduce = 1 - (comm wait in fast) / t_allred
  *   exact / fast step time, fast-without-overlap / fast
  *   and, as the machine's own limits: one-thread sgemm GFLOP/s (1024^3) and allreduce GB/s. */
@@ -230,12 +236,12 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     st = dpt_reducer_create(c, &of, DPT_F32, b.n, dpt_model_grads(b.m), &rf);
   }
   if (st == DPT_OK) st = dpt_reducer_create(c, &oe, DPT_F32, b.n, dpt_model_grads(b.m), &re);
-  if (st == DPT_OK && c->rank == 0) {
+  if (st == DPT_OK) {
     MPI_Comm_dup(MPI_COMM_SELF, &self.comm);
     self.size = self.local_size = 1;
     st = dpt_reducer_create(&self, &of, DPT_F32, b.n, dpt_model_grads(b.m), &r1);
   }
-  double t_single[ROUNDS_MAX], t_fast[ROUNDS_MAX], w_fast[ROUNDS_MAX], t_nolap[ROUNDS_MAX], t_exact[ROUNDS_MAX],
+  double t_single[ROUNDS_MAX], t_concur[ROUNDS_MAX], t_fast[ROUNDS_MAX], w_fast[ROUNDS_MAX], t_nolap[ROUNDS_MAX], t_exact[ROUNDS_MAX],
       t_ar[ROUNDS_MAX], gflops = 0;
   st = dpt_comm_agree(c, st);
   /* warm-up: every configuration once */
@@ -250,6 +256,15 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     }
     sleep_barrier(c);
     st = dpt_comm_agree(c, loc);
+    if (st == DPT_OK) { /* every rank alone, all at once; the slowest rank's time */
+      MPI_Barrier(c->comm);
+      loc = run_steps(&b, &self, r1, 0, (int)steps, &tt);
+      t_concur[k] = tt.step;
+      st = dpt_comm_agree(c, loc);
+      if (st == DPT_OK) st = MPI_Allreduce(MPI_IN_PLACE, &t_concur[k], 1, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS
+                                 ? DPT_OK
+                                 : dpt_error_set(DPT_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Allreduce failed");
+    }
     if (st == DPT_OK) st = run_steps(&b, c, rf, 0, (int)steps, &tt);
     t_fast[k] = tt.step, w_fast[k] = tt.wait;
     if (st == DPT_OK) st = run_steps(&b, c, rf, 1, (int)steps, &tt);
@@ -262,7 +277,7 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
   st = dpt_comm_agree(c, st);
   if (st == DPT_OK && c->rank == 0) {
     int R = (int)rounds;
-    double ts = median(t_single, R), tf = median(t_fast, R), wf = median(w_fast, R), tn = median(t_nolap, R),
+    double ts = median(t_single, R), tc = median(t_concur, R), tf = median(t_fast, R), wf = median(w_fast, R), tn = median(t_nolap, R),
            te = median(t_exact, R), ta = median(t_ar, R);
     double flops = 6.0 * (double)batch * (double)b.n; /* forward 2, backward 4 flops per weight per row */
     dpt_reducer_stats s;
@@ -277,11 +292,15 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     printf("step time (median of round means, max over ranks):\n");
     printf("  single rank (P = 1)      %8.2f ms  %6.0f samples/s  %5.1f%% of sgemm rate\n", ts * 1e3, batch / ts,
            100.0 * flops / ts / 1e9 / gflops);
+    printf("  P ranks alone, at once   %8.2f ms  %6.0f samples/s  (no communication: the compute ceiling)\n",
+           tc * 1e3, (double)batch * c->size / tc);
     printf("  fast, overlapped         %8.2f ms  %6.0f samples/s  comm wait %.2f ms\n", tf * 1e3,
            (double)batch * c->size / tf, wf * 1e3);
     printf("  fast, no overlap         %8.2f ms\n", tn * 1e3);
     printf("  exact (micro %lld)        %8.2f ms\n", (long long)micro, te * 1e3);
     printf("weak_scaling_efficiency %.3f\n", ts / tf);
+    printf("compute_ceiling %.3f  (single / P alone at once: weak scaling with free communication)\n", ts / tc);
+    printf("efficiency_vs_ceiling %.3f  (P alone at once / fast)\n", tc / tf);
     printf("allreduce_hidden_share %.3f\n", fmax(0.0, 1.0 - wf / ta));
     printf("overlap_gain %.3f  (no-overlap step / overlapped step)\n", tn / tf);
     printf("exact_over_fast %.3f\n", te / tf);
@@ -289,10 +308,8 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
   }
   dpt_reducer_destroy(&rf);
   dpt_reducer_destroy(&re);
-  if (c->rank == 0) {
-    dpt_reducer_destroy(&r1);
-    if (self.comm != MPI_COMM_NULL) MPI_Comm_free(&self.comm);
-  }
+  dpt_reducer_destroy(&r1);
+  if (self.comm != MPI_COMM_NULL) MPI_Comm_free(&self.comm);
   dpt_free(&b.X);
   dpt_free(&b.y);
   dpt_model_destroy(&b.m);
