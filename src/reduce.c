@@ -434,7 +434,7 @@ typedef struct gathered_node {
   int64_t start, end; /* leaves [start, end) */
   int level;
   int64_t index;
-  size_t g; /* position in the gather order (rank, then stack position) */
+  size_t g; /* position in the gather order (rank, then its node list order) */
 } gathered_node;
 
 static int by_start(const void *pa, const void *pb) {
