@@ -62,7 +62,8 @@ static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, con
   size_t es = dpt_dtype_size(mo->dt);
   int64_t d = dpt_model_inputs(mo->m), k = dpt_model_outputs(mo->m);
   dpt_status st = dpt_reducer_begin(r, (mo->N + mo->micro - 1) / mo->micro);
-  for (int64_t i = 0; st == DPT_OK && i < mo->rows; i += mo->micro) {
+  int64_t j = mo->begin / mo->micro; /* term index of this rank's first micro-batch */
+  for (int64_t i = 0; st == DPT_OK && i < mo->rows; i += mo->micro, ++j) {
     int64_t nb = mo->rows - i < mo->micro ? mo->rows - i : mo->micro;
     const char *X = (const char *)mo->X + (size_t)(i * d) * es;
     dpt_targets y = {mo->labels ? mo->labels + i : NULL,
@@ -73,7 +74,7 @@ static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, con
       st = dpt_model_hvp(mo->m, X, &y, nb, 1.0 / (double)mo->N, v, buf);
     else
       st = dpt_model_forward_backward(mo->m, X, &y, nb, 1.0 / (double)mo->N, &l, NULL, NULL);
-    if (st == DPT_OK) st = dpt_reducer_deposit(r, buf, l);
+    if (st == DPT_OK) st = dpt_reducer_deposit(r, j, buf, l);
   }
   DPT_CALL(dpt_comm_agree(mo->c, st));
   DPT_CALL(dpt_reducer_finish(r, loss, skip));

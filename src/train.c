@@ -384,7 +384,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
         t_data += MPI_Wtime() - tl;
         /* a single batch is scaled at the source; accumulated ones after the reduction */
         double scale = micro_steps == 1 ? 1.0 / (double)b.n_global : 1.0;
-        LOCAL(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, scale, a == micro_steps - 1, &loss, &tm));
+        LOCAL(dpt_reducer_add_batch(red, m, b.X, &b.y, b.n, b.first, a, scale, a == micro_steps - 1, &loss, &tm));
         rows += b.n_global;
       }
       { /* the engine's one call does forward and backward: split its time between the phases */

@@ -115,7 +115,7 @@ static dpt_status train(const dpt_comm *c, const run_opts *ro, void **params, si
           y[i] = label_at(row);
         }
         dpt_targets t = {y, NULL};
-        assert_dpt_ok(dpt_reducer_add_batch(r, m, X, &t, cnt, scale, a == ro->accumulate - 1, &loss, NULL));
+        assert_dpt_ok(dpt_reducer_add_batch(r, m, X, &t, cnt, b, a, scale, a == ro->accumulate - 1, &loss, NULL));
       }
       st = dpt_reducer_finish(r, &loss, &skip);
       if (st != DPT_OK) break;

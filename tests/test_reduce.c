@@ -34,7 +34,7 @@ static double unit(uint64_t a, uint64_t b) {
 }
 
 /* Term j of element i: mixed signs, magnitudes over many binades; term scales differ by
- * term so that later terms raise block anchors; block 1 is all zeros; a few elements
+ * term; elements 1024..2047 are all zeros; a few elements
  * are huge or tiny. */
 static double term_value(int j, size_t i) {
   if (i >= 1024 && i < 2048) return 0.0;
@@ -161,125 +161,250 @@ static void test_fast_f64_no_ready(void **state) { (void)state; check_fast(DPT_F
 
 /* ------------------------------------------------------------------ exact mode */
 
-/* Runs one exact step on comm c: this rank deposits the terms j for which owner(j) == rank. */
-static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int M, int assign, int reverse, void *g,
+/* The reference: the tree of reduce.h over the leaves j in [lo, hi) that are present, in
+ * double, written directly as its definition (a node with one present child is that child). */
+static bool tree_ref(const bool *present, const double *leaf, int64_t lo, int64_t hi, int64_t M, double *out) {
+  if (lo >= M) return false;
+  if (hi - lo == 1) {
+    *out = leaf[lo];
+    return present[lo];
+  }
+  int64_t mid = lo + (hi - lo) / 2;
+  double a = 0, b = 0;
+  bool pa = tree_ref(present, leaf, lo, mid, M, &a), pb = tree_ref(present, leaf, mid, hi, M, &b);
+  *out = pa && pb ? a + b : pa ? a : b;
+  return pa || pb;
+}
+
+/* Which terms the rank deposits: 0 contiguous ranges, 1 round robin (non-contiguous; in
+ * descending order), 2 all on the last rank (the others hold none), 3 contiguous ranges of the terms j % 3 != 1 only
+ * (absent leaves inside the tree). */
+static bool owns(int assign, int64_t j, int64_t M, const dpt_comm *c) {
+  int64_t b, cnt;
+  dpt_shard_range(M, c->size, c->rank, &b, &cnt);
+  switch (assign) {
+  case 0: return j >= b && j < b + cnt;
+  case 1: return j % c->size == c->rank;
+  case 2: return c->rank == c->size - 1;
+  default: return j % 3 != 1 && j >= b && j < b + cnt;
+  }
+}
+
+/* Runs one exact step on comm c over n elements; this rank deposits its terms, in ascending
+ * j, or descending for the round robin (any order gives the same nodes); chunk: the
+ * reducer's MPI chunk (0: default). */
+static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, int assign, size_t chunk, void *g,
                        double *loss) {
   dpt_reduce_opts o;
   dpt_reduce_opts_default(&o);
   o.mode = DPT_REDUCE_EXACT;
   size_t es = dpt_dtype_size(dtype);
-  void *term = malloc(n * es);
+  void *term = malloc(n * es + 1);
   dpt_reducer *r;
   assert_dpt_ok(dpt_reducer_create(c, &o, dtype, n, g, &r));
-  assert_dpt_ok(dpt_reducer_begin(r, M));
-  int64_t b, cnt;
-  dpt_shard_range(M, c->size, c->rank, &b, &cnt);
-  for (int k = 0; k < M; ++k) {
-    int j = reverse ? M - 1 - k : k;
-    int mine = assign == 0 ? (j >= b && j < b + cnt) : (j % c->size == c->rank);
-    if (!mine) continue;
-    for (size_t i = 0; i < n; ++i) {
-      double v = term_value(j, i);
-      if (dtype == DPT_F32) ((float *)term)[i] = (float)v;
-      else ((double *)term)[i] = v;
+  if (chunk) dpt_reducer_set_chunk(r, chunk);
+  for (int rep = 0; rep < 2; ++rep) { /* twice: the reducer is reused across steps */
+    assert_dpt_ok(dpt_reducer_begin(r, M));
+    for (int64_t jj = 0; jj < M; ++jj) {
+      int64_t j = assign == 1 ? M - 1 - jj : jj;
+      if (!owns(assign, j, M, c)) continue;
+      for (size_t i = 0; i < n; ++i) {
+        double v = term_value((int)j, i);
+        if (dtype == DPT_F32) ((float *)term)[i] = (float)v;
+        else ((double *)term)[i] = v;
+      }
+      assert_dpt_ok(dpt_reducer_deposit(r, j, term, term_value((int)j, 7) * 1e3));
     }
-    assert_dpt_ok(dpt_reducer_deposit(r, term, term_value(j, 7) * 1e3));
+    bool skip = true;
+    assert_dpt_ok(dpt_reducer_finish(r, loss, &skip));
+    assert_false(skip);
   }
-  bool skip = true;
-  assert_dpt_ok(dpt_reducer_finish(r, loss, &skip));
-  assert_false(skip);
   dpt_reducer_destroy(&r);
   free(term);
 }
 
-/* Bitwise: the world's result (terms spread over P ranks in two different ways, and a rank
- * with no term when P > M) equals a one-rank reducer summing all terms in this process, in
- * either order. */
-static void check_exact_bitwise(dpt_dtype dtype, int M) {
+/* Bitwise: the world's result, for every way of spreading the terms over the ranks (and
+ * with a small MPI chunk: several rounds of the exchange), equals the tree of the terms
+ * computed directly in this process, rounded once to the dtype. */
+static void check_exact_bitwise(dpt_dtype dtype, int64_t M) {
   const dpt_comm *c = &dpt_test_world;
-  dpt_comm self = self_comm();
-  const size_t n = 3001; /* 3 blocks + a partial one; block 1 all zeros */
+  const size_t n = 3001; /* not a multiple of any rank count; elements 1024..2047 all zero */
   size_t es = dpt_dtype_size(dtype);
-  void *ref = malloc(n * es), *rev = malloc(n * es), *got = malloc(n * es);
-  double lref, lrev, lgot;
-  exact_step(&self, dtype, n, M, 0, 0, ref, &lref);
-  exact_step(&self, dtype, n, M, 0, 1, rev, &lrev);
-  assert_memory_equal(ref, rev, n * es);
-  assert_memory_equal(&lref, &lrev, sizeof lref);
-  for (int assign = 0; assign < 2; ++assign) {
-    exact_step(c, dtype, n, M, assign, assign, got, &lgot);
-    assert_memory_equal(ref, got, n * es);
-    assert_memory_equal(&lref, &lgot, sizeof lref);
+  void *want = malloc(n * es + 1), *got = malloc(n * es + 1);
+  bool *present = malloc((size_t)M + 1);
+  double *leaf = malloc(((size_t)M + 1) * sizeof *leaf);
+  int64_t pow2 = 1;
+  while (pow2 < M) pow2 *= 2;
+  for (int assign = 0; assign < 4; ++assign) {
+    /* the expected values: present leaves are those some rank owns */
+    for (int64_t j = 0; j < M; ++j) present[j] = assign != 3 || j % 3 != 1;
+    double lwant = 0, lgot = -1, v;
+    for (int64_t j = 0; j < M; ++j) leaf[j] = term_value((int)j, 7) * 1e3;
+    if (M > 0 && tree_ref(present, leaf, 0, pow2, M, &v)) lwant = v;
+    for (size_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < M; ++j)
+        leaf[j] = dtype == DPT_F32 ? (double)(float)term_value((int)j, i) : term_value((int)j, i);
+      double s = 0;
+      if (M > 0 && tree_ref(present, leaf, 0, pow2, M, &v)) s = v;
+      if (dtype == DPT_F32) ((float *)want)[i] = (float)s;
+      else ((double *)want)[i] = s;
+    }
+    for (int k = 0; k < 2; ++k) {
+      exact_step(c, dtype, n, M, assign, k ? 7 : 0, got, &lgot);
+      assert_memory_equal(want, got, n * es);
+      assert_memory_equal(&lwant, &lgot, sizeof lwant);
+    }
   }
-  /* the zero block sums to exactly 0 */
   for (size_t i = 1024; i < 2048; ++i)
     assert_true(dtype == DPT_F32 ? ((float *)got)[i] == 0.0f : ((double *)got)[i] == 0.0);
-  MPI_Comm_free(&self.comm);
-  free(ref);
-  free(rev);
+  free(want);
   free(got);
+  free(present);
+  free(leaf);
 }
 
 static void test_exact_bitwise_f32(void **state) { (void)state; check_exact_bitwise(DPT_F32, 13); }
 static void test_exact_bitwise_f64(void **state) { (void)state; check_exact_bitwise(DPT_F64, 13); }
 static void test_exact_bitwise_fewer_terms_than_ranks(void **state) { (void)state; check_exact_bitwise(DPT_F32, 2); }
+static void test_exact_bitwise_one_term(void **state) { (void)state; check_exact_bitwise(DPT_F64, 1); }
+static void test_exact_bitwise_many_terms(void **state) { (void)state; check_exact_bitwise(DPT_F32, 37); }
 
-/* The accuracy bound of reduce.h, element by element, on sums with heavy cancellation
- * (where a float32 sum is poor): with D the float64 sum (error rho <= (M-1) 2^-53 sum|g|
- * against the exact sum S), F the float32 sequential sum, R the exact-mode result and
- * tau = M m 2^-W (m the block's largest |term|, W = 62 - ceil(log2 M)):
- *   |R - D| <= |F - D| + 2 tau + 2 rho        (from |R - S| <= |F - S| + 2 tau)
- *   |R - D| <= ulp(R)/2 + tau + rho. */
+/* No terms at all (M = 0): every element and the loss are 0, on every rank. */
+static void test_exact_no_terms(void **state) {
+  (void)state;
+  const size_t n = 50;
+  float *g = malloc(n * sizeof *g);
+  for (size_t i = 0; i < n; ++i) g[i] = 9.0f;
+  double loss = -1;
+  exact_step(&dpt_test_world, DPT_F32, n, 0, 0, 0, g, &loss);
+  for (size_t i = 0; i < n; ++i) assert_true(g[i] == 0.0f);
+  assert_true(loss == 0.0);
+  free(g);
+}
+
+/* Exact fixed-point value of a double that is a multiple of 2^-64 below 2^62 in magnitude. */
+__extension__ typedef __int128 i128;
+static i128 fixed64(double x) { return (i128)ldexpl((long double)x, 64); }
+static long double from_fixed(i128 v) { return ldexpl((long double)v, -64); }
+static i128 abs128(i128 v) { return v < 0 ? -v : v; }
+
+/* The accuracy bounds of reduce.h, element by element, against the exact sum S. The terms
+ * are floats in [2^-29, 2^30) in magnitude (multiples of 2^-53), in nearly cancelling pairs
+ * (where a float32 sum loses bits). Every sum of such numbers, and every floating-point
+ * rounding of one, is a multiple of 2^-64 below 2^40, so S, D (f64 reducer), R (f32
+ * reducer) and the float32 sequential sum F are exact in 128-bit fixed point with unit
+ * 2^-64: the errors |X - S| are computed exactly. The bound side, gamma = ((1 + u)^h - 1)
+ * sum|g| with u = 2^-53 and h = ceil(log2 M), is computed in long double from exact inputs;
+ * the one comparison of an exact error with it allows a relative 2^-60 for the long double
+ * roundings of the bound and of the error's conversion (each below 2^-63 relative). */
 static void test_exact_accuracy_bound(void **state) {
   (void)state;
   dpt_comm self = self_comm();
-  const int M = 16, W = 58;
+  const int M = 16, h = 4;
   const size_t n = 2048;
   float *terms = malloc((size_t)M * n * sizeof *terms), *R = malloc(n * sizeof *R);
+  double *T = malloc((size_t)M * n * sizeof *T), *D = malloc(n * sizeof *D);
   for (int j = 0; j < M; ++j)
     for (size_t i = 0; i < n; ++i) {
-      /* pairs of nearly cancelling terms plus a small remainder */
-      double big = (unit((uint64_t)(j / 2), i) + 0.5) * ldexp(1.0, (int)(i % 9));
+      /* pairs of nearly cancelling terms: magnitude 2^e per element and pair */
+      int e = (int)((i + 7 * (size_t)(j / 2)) % 57) - 28;
+      double big = (unit((uint64_t)(j / 2), i) + 0.5) * ldexp(1.0, e);
       double v = (j % 2 ? -big : big) * (1.0 + 1e-4 * unit((uint64_t)j + 77, i));
       terms[(size_t)j * n + i] = (float)v;
+      T[(size_t)j * n + i] = (double)(float)v;
     }
   dpt_reduce_opts o;
   dpt_reduce_opts_default(&o);
   o.mode = DPT_REDUCE_EXACT;
-  dpt_reducer *r;
-  assert_dpt_ok(dpt_reducer_create(&self, &o, DPT_F32, n, R, &r));
-  assert_dpt_ok(dpt_reducer_begin(r, M));
-  for (int j = 0; j < M; ++j) assert_dpt_ok(dpt_reducer_deposit(r, terms + (size_t)j * n, 0.0));
+  dpt_reducer *r32, *r64;
   double loss = 0;
   bool skip;
-  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
-  int better = 0;
+  assert_dpt_ok(dpt_reducer_create(&self, &o, DPT_F32, n, R, &r32));
+  assert_dpt_ok(dpt_reducer_create(&self, &o, DPT_F64, n, D, &r64));
+  assert_dpt_ok(dpt_reducer_begin(r32, M));
+  assert_dpt_ok(dpt_reducer_begin(r64, M));
+  for (int j = 0; j < M; ++j) {
+    assert_dpt_ok(dpt_reducer_deposit(r32, j, terms + (size_t)j * n, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit(r64, j, T + (size_t)j * n, 0.0));
+  }
+  assert_dpt_ok(dpt_reducer_finish(r32, &loss, &skip));
+  assert_dpt_ok(dpt_reducer_finish(r64, &loss, &skip));
+  const long double u = 0x1p-53L, slack = 1.0L + 0x1p-60L;
+  long double gamma_h = powl(1.0L + u, h) - 1.0L;
+  int better = 0, inexact = 0;
   for (size_t i = 0; i < n; ++i) {
-    size_t blk = i / DPT_REDUCE_EXACT_BLOCK * DPT_REDUCE_EXACT_BLOCK;
-    double m = 0;
-    for (int j = 0; j < M; ++j)
-      for (size_t k = blk; k < blk + DPT_REDUCE_EXACT_BLOCK && k < n; ++k)
-        m = fmax(m, fabs(terms[(size_t)j * n + k]));
-    double D = 0, mag = 0;
+    i128 S = 0, mag = 0;
     float F = 0;
     for (int j = 0; j < M; ++j) {
-      D += terms[(size_t)j * n + i];
+      S += fixed64(T[(size_t)j * n + i]);
+      mag += abs128(fixed64(T[(size_t)j * n + i]));
       F += terms[(size_t)j * n + i];
-      mag += fabs(terms[(size_t)j * n + i]);
     }
-    double tau = M * m * ldexp(1.0, -W), rho = (M - 1) * 0x1p-53 * mag;
-    double eR = fabs(R[i] - D), eF = fabs((double)F - D);
-    double half_ulp = 0.5 * (nextafterf(fabsf(R[i]), INFINITY) - fabsf(R[i]));
-    if (eR > eF + 2 * tau + 2 * rho) fail_msg("element %zu: exact error %.3g > float32 error %.3g", i, eR, eF);
-    if (eR > half_ulp + tau + rho) fail_msg("element %zu: exact error %.3g > half ulp %.3g", i, eR, half_ulp);
+    long double bound = gamma_h * from_fixed(mag) * slack;
+    long double eD = from_fixed(abs128(fixed64(D[i]) - S)), eR = from_fixed(abs128(fixed64((double)R[i]) - S));
+    long double eF = from_fixed(abs128(fixed64((double)F) - S));
+    long double half_ulp = 0.5L * (nextafterf(fabsf(R[i]), INFINITY) - fabsf(R[i]));
+    /* the R = D case needs R's own result: D rounded to float is R */
+    assert_true(R[i] == (float)D[i]);
+    if (eD > bound) fail_msg("element %zu: |D - S| = %Lg > ((1+u)^h - 1) sum|g| = %Lg", i, eD, bound);
+    if (eR > eF + 2 * bound) fail_msg("element %zu: |R - S| = %Lg > |F - S| + 2 gamma = %Lg", i, eR, eF + 2 * bound);
+    if (eR > half_ulp + bound) fail_msg("element %zu: |R - S| = %Lg > ulp/2 + gamma = %Lg", i, eR, half_ulp + bound);
     better += eR < eF;
+    inexact += eD > 0;
   }
-  /* the data make the float32 sum lose bits to cancellation: exact mode must do better on many */
+  /* the data make the float32 sum lose bits to cancellation: exact mode must do better on
+   * many; and the double tree must round on some, or the bound on D is not exercised */
   assert_true(better > (int)n / 4);
-  dpt_reducer_destroy(&r);
+  assert_true(inexact > 0);
+  dpt_reducer_destroy(&r32);
+  dpt_reducer_destroy(&r64);
   MPI_Comm_free(&self.comm);
   free(terms);
+  free(T);
   free(R);
+  free(D);
+}
+
+/* Misuse of deposit, agreed by finish on every rank: a term outside [0, M), a term twice
+ * on one rank, one term deposited on two ranks. */
+static void test_exact_misuse(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 64;
+  float *g = calloc(n, sizeof *g);
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  dpt_reducer *r;
+  double loss;
+  bool skip;
+  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_deposit(r, 4, g, 0.0));
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 4 outside the 4 terms");
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  if (c->rank == 0) { /* 2 then 3 merge into node (1, 1): term 3 again is inside it */
+    assert_dpt_ok(dpt_reducer_deposit(r, 2, g, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
+  }
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 3 deposited twice on this rank");
+  if (c->size > 1) {
+    assert_dpt_ok(dpt_reducer_begin(r, 4));
+    assert_dpt_ok(dpt_reducer_deposit(r, c->rank == 0 ? 0 : 3, g, 0.0)); /* rank 0 and every other: 3 twice */
+    if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
+    assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 3 deposited on more than one rank");
+  }
+  /* still usable: terms 0..3 of 0.5 each on any ranks sum to 2 */
+  for (size_t i = 0; i < n; ++i) g[i] = 0.5f;
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  for (int64_t j = 0; j < 4; ++j)
+    if (j % c->size == c->rank) assert_dpt_ok(dpt_reducer_deposit(r, j, g, 1.0));
+  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+  for (size_t i = 0; i < n; ++i) assert_true(g[i] == 2.0f); /* small multiples of 2^-1: exact */
+  assert_true(loss == 4.0);
+  dpt_reducer_destroy(&r);
+  free(g);
 }
 
 /* ------------------------------------------------------------------ non-finite, misuse */
@@ -336,18 +461,63 @@ static void test_nonfinite_exact_loss(void **state) {
   dpt_reducer *r;
   assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
   assert_dpt_ok(dpt_reducer_begin(r, c->size));
-  assert_dpt_ok(dpt_reducer_deposit(r, g, c->rank == 0 ? INFINITY : 1.0));
+  assert_dpt_ok(dpt_reducer_deposit(r, c->rank, g, c->rank == 0 ? INFINITY : 1.0));
   double loss;
   bool skip;
   assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, "rank 0: non-finite loss");
   /* the reducer stays usable: a clean step sums exactly */
   for (size_t i = 0; i < n; ++i) g[i] = 0.1f;
   assert_dpt_ok(dpt_reducer_begin(r, c->size));
-  assert_dpt_ok(dpt_reducer_deposit(r, g, 0.25));
+  assert_dpt_ok(dpt_reducer_deposit(r, c->rank, g, 0.25));
   assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
   assert_true(loss == 0.25 * c->size);                /* multiples of 2^-2: exact */
   assert_true(g[0] == (float)(c->size * (double)0.1f)); /* P * 0.1f correctly rounded */
   dpt_reducer_destroy(&r);
+  free(g);
+}
+
+/* A NaN in the last rank's second term (merged into its first: the one-pass merge path)
+ * stops every rank naming it (abort) or skips the step on every rank (skip); the next clean
+ * step sums exactly. */
+static void test_nonfinite_exact_grad(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 3000;
+  float *g = calloc(n, sizeof *g);
+  for (int policy = 0; policy < 2; ++policy) {
+    dpt_reduce_opts o;
+    dpt_reduce_opts_default(&o);
+    o.mode = DPT_REDUCE_EXACT;
+    o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
+    dpt_reducer *r;
+    double loss;
+    bool skip = false;
+    assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+    assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
+    for (int k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+      if (k == 1 && c->rank == c->size - 1) g[2500] = NAN;
+      assert_dpt_ok(dpt_reducer_deposit(r, 2 * c->rank + k, g, 1.0));
+    }
+    char want[64];
+    snprintf(want, sizeof want, "rank %d: non-finite gradient", c->size - 1);
+    if (policy == 0) {
+      assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, want);
+    } else {
+      assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+      assert_true(skip);
+    }
+    assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
+    for (int k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
+      assert_dpt_ok(dpt_reducer_deposit(r, 2 * c->rank + k, g, 1.0));
+    }
+    assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+    assert_false(skip);
+    for (size_t i = 0; i < n; ++i) assert_true(g[i] == (float)(2 * c->size)); /* small integers: exact */
+    assert_true(loss == 2.0 * c->size);
+    dpt_reducer_destroy(&r);
+  }
   free(g);
 }
 
@@ -443,9 +613,14 @@ int main(void) {
       cmocka_unit_test(test_exact_bitwise_f32),
       cmocka_unit_test(test_exact_bitwise_f64),
       cmocka_unit_test(test_exact_bitwise_fewer_terms_than_ranks),
+      cmocka_unit_test(test_exact_bitwise_one_term),
+      cmocka_unit_test(test_exact_bitwise_many_terms),
+      cmocka_unit_test(test_exact_no_terms),
       cmocka_unit_test(test_exact_accuracy_bound),
+      cmocka_unit_test(test_exact_misuse),
       cmocka_unit_test(test_nonfinite_fast_abort_and_skip),
       cmocka_unit_test(test_nonfinite_exact_loss),
+      cmocka_unit_test(test_nonfinite_exact_grad),
       cmocka_unit_test(test_misuse_is_agreed),
       cmocka_unit_test(test_broadcast_and_check_sync),
       cmocka_unit_test(test_timers),

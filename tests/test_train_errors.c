@@ -122,6 +122,27 @@ static void test_out_of_range(void **state) {
   dpt_error_clear();
 }
 
+/* Exact mode with data.shuffle = local: at 2 ranks each rank takes 2 of its 4 rows per
+ * step, so rank 1's rows start at position 2 of the global batch of 4, inside the one
+ * micro-batch of 4 rows: refused on every rank, naming the keys (one rank: no split, runs). */
+static void test_exact_local_shuffle(void **state) {
+  (void)state;
+  char path[512];
+  good_file(path, sizeof path);
+  dpt_status st = run_data(path, "[data]\nshuffle = local\n[train]\nbatch = 4\n[parallel]\nreduce = exact\n"
+                                 "micro_batch = 4\n");
+  if (dpt_test_world.size == 1) {
+    assert_dpt_ok(st);
+    return;
+  }
+  assert_all_ranks(st);
+  assert_int_equal(st, DPT_ERR_INPUT);
+  assert_non_null(strstr(dpt_error_message(), "rank 1: exact mode (parallel.reduce = exact): this rank's rows start "
+                                              "at position 2 of the global batch"));
+  assert_non_null(strstr(dpt_error_message(), "data.shuffle = local"));
+  dpt_error_clear();
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(dir, sizeof dir, "%s", dpt_test_tmpdir());
@@ -133,6 +154,7 @@ int main(void) {
       cmocka_unit_test_setup(test_missing_file, setup), cmocka_unit_test_setup(test_not_hdf5, setup),
       cmocka_unit_test_setup(test_no_X, setup),         cmocka_unit_test_setup(test_N_mismatch, setup),
       cmocka_unit_test_setup(test_unknown_key, setup),  cmocka_unit_test_setup(test_out_of_range, setup),
+      cmocka_unit_test_setup(test_exact_local_shuffle, setup),
   };
   return dpt_test_run(tests);
 }

@@ -1,5 +1,5 @@
 /* reduce.h — summing gradients over ranks: the fast bucketed overlapped reducer, the exact
- * (bitwise reproducible) fixed-point reducer, the agreed non-finite policy, the parameter
+ * (bitwise reproducible) pairwise-tree reducer, the agreed non-finite policy, the parameter
  * broadcast and the parameter sync check.
  *
  * One step with a reducer r over the flat gradient buffer grads[n]:
@@ -19,34 +19,44 @@
  *   With gradient accumulation over k micro-steps, pass ready only on the last one.
  *
  *   exact mode (parallel.reduce = exact):
- *     dpt_reducer_begin(r, M);   M = number of micro-batch terms summed in this step over
- *                                 all ranks (ceil(n_global / micro) * accumulate)
- *     for each of this rank's micro-batches: zero grads; forward_backward(rows of the
- *         micro-batch, scale = 1 / n_global, loss = &l with l = 0, ready = NULL);
- *         dpt_reducer_deposit(r, grads, l);
+ *     dpt_reducer_begin(r, M);   M = number of micro-batch terms of this step over all ranks
+ *                                 (ceil(B / micro) * accumulate: an upper bound, terms may be missing)
+ *     for each of this rank's micro-batches, term index j (any order): zero grads;
+ *         forward_backward(rows of the micro-batch, scale = 1 / n_global, loss = &l with
+ *         l = 0, ready = NULL); dpt_reducer_deposit(r, j, grads, l);
  *     dpt_reducer_finish(r, &loss, &skip);
- *   Each term is deposited into a per-element fixed-point accumulator of two int64 words
- *   (a "binned" sum as in ReproBLAS): elements are grouped in blocks of
- *   DPT_REDUCE_EXACT_BLOCK; each block has an anchor A, a multiple of W = 62 - ceil(log2 M)
- *   with every |term| < 2^A; a term g contributes trunc(g / u) * u with u = 2^(A - 2W),
- *   split exactly over the two words (units 2^(A-W) and 2^(A-2W)). When a larger term
- *   raises the anchor, words move down by whole bins. At finish the anchors are agreed with
- *   one MPI_MAX allreduce, words are moved to the agreed anchor, summed with one int64
- *   MPI_SUM allreduce, and each element is converted back once, correctly rounded. The
- *   result is sum_j trunc(g_j / u) * u rounded once to the dtype: it depends only on the
- *   set of terms, never on how they were grouped over ranks or the MPI algorithm, so it is
- *   bitwise identical for any number of ranks.
+ *   The sum is a fixed pairwise tree over the term index: the terms are the leaves 0..M-1
+ *   (the loss is one more element of each), node (L, i) covers leaves [i 2^L, (i+1) 2^L),
+ *   the root is (ceil(log2 M), 0). A node's value is fl(left + right) in double when both
+ *   children hold a deposited term, the one child's value when only one does (no add); the
+ *   root's value is rounded once to the dtype (the loss stays double). The tree depends on M
+ *   only, so the result depends only on the set of (j, term) pairs: bitwise identical for
+ *   any number of ranks and any way of spreading the terms over them.
+ *   deposit keeps the complete nodes this rank holds (all 2^L leaves deposited here) and
+ *   merges the new term with the held siblings on its path upwards, in one pass over the
+ *   elements (pairwise summation; the order of deposits does not matter). finish gathers the node positions and
+ *   losses everywhere (MPI_Allgather(v), tiny; a term held by two ranks is an agreed error),
+ *   sends slice q (of P contiguous slices of the n elements) of every node to rank q
+ *   (MPI_Alltoallw; a rank reads its own nodes in place), which evaluates the tree on its slice from the root down, and gathers
+ *   the rounded slices into every rank's gradient buffer in the dtype (MPI_Alltoallw). A
+ *   leaf of an f32 reducer is stored and sent as float (one term is exactly a float), other
+ *   nodes as double. With one node per rank and f32 each rank sends (P-1)/P n (4 or 8) bytes
+ *   and then (P-1)/P n 4 bytes: 1 to 1.5 times a float32 ring allreduce.
+ *   Memory: one vector of n doubles per held node plus one spare: at most about 2 log2 M + 1
+ *   for one contiguous range of terms (a rank's terms in training, see add_batch; while
+ *   accumulating over k micro-steps about 2 log2 k + 1 per micro-batch of the rank), plus
+ *   the receive buffer of (nodes over all ranks) x ceil(n / P) doubles, all kept across
+ *   steps (owned by the reducer).
  *
  *   Accuracy (derived in README, section parallel; tested in test_reduce.c): with S the
- *   exact sum of the M terms of one element and m the largest |term| in its block,
- *   the result R satisfies
- *       |R - S| <= |F - S| + 2 * M * m * 2^-W      for ANY dtype-precision sum F of the
- *                                                   same terms (float32 sum in any order),
- *       |R - S| <= ulp(R) / 2 + M * m * 2^-W,
- *   and M * m * 2^-W <= 2^(2 ceil(log2 M) - 62) * m. For M <= 2^10 terms, 2 M m 2^-W <=
- *   2^-41 m, which is at most 2^-10 of half a float32 ulp of every element whose sum is
- *   larger than 2^-6 m: for those elements exact mode is as accurate as the best float32
- *   sum, element by element, up to that margin.
+ *   exact sum of the M terms g_j of one element, D the tree value in double, h =
+ *   ceil(log2 M) and u = 2^-53:
+ *       |D - S| <= ((1 + u)^h - 1) * sum_j |g_j|   (= h u sum_j |g_j| to first order),
+ *   and R = D rounded to the dtype satisfies, for ANY dtype-precision sum F of the same
+ *   terms (float32 sum in any order),
+ *       |R - S| <= |F - S| + 2 |D - S|,      |R - S| <= ulp(R) / 2 + |D - S|.
+ *   For f32 and M <= 2^10 terms, 2 |D - S| <= 20 * 2^-53 sum|g_j|: below 2^-18 of half a
+ *   float32 ulp of every element whose sum is larger than 2^-5 sum|g_j|.
  *
  * Non-finite policy (train.on_nonfinite): each rank checks its own loss and gradient
  * (fast: every bucket before its allreduce starts; exact: every deposited term); finish
@@ -70,9 +80,6 @@
 #include "dptrain/model.h"
 #include "dptrain/timer.h"
 #include "dptrain/types.h"
-
-/* Elements per exact-mode block (one anchor each). Fixed: the anchors must not depend on P. */
-#define DPT_REDUCE_EXACT_BLOCK 1024
 
 typedef enum dpt_reduce_mode { DPT_REDUCE_FAST = 0, DPT_REDUCE_EXACT = 1 } dpt_reduce_mode;
 typedef enum dpt_nonfinite_policy { DPT_NONFINITE_ABORT = 0, DPT_NONFINITE_SKIP = 1 } dpt_nonfinite_policy;
@@ -110,39 +117,50 @@ dpt_status dpt_reducer_create(const dpt_comm *c, const dpt_reduce_opts *opts, dp
 /* Collective. Waits for anything outstanding, frees, sets *r = NULL. NULL-safe. */
 void dpt_reducer_destroy(dpt_reducer **r);
 
-/* Starts a step. terms: exact mode, the number of terms all ranks together will deposit
- * this step (the same value on every rank; finish fails if more arrive); ignored in fast
- * mode. */
+/* Starts a step. terms: exact mode, M, the number of leaves of this step's tree (the same
+ * value on every rank, 0 .. 2^30): deposited term indices must lie in [0, M); ignored in
+ * fast mode. */
 dpt_status dpt_reducer_begin(dpt_reducer *r, int64_t terms);
 /* The model's grad-ready callback (dpt_grad_ready_fn): grads[offset, offset+count) is final
  * for this step. ctx is the reducer. Fast mode: may start bucket allreduces and progresses
  * the outstanding ones. Exact mode: does nothing. Misuse (a range outside the buffer or
  * reported twice) is recorded and reported, agreed, by finish. */
 void dpt_reducer_ready(void *ctx, size_t offset, size_t count);
-/* Exact mode: adds one micro-batch term (grads [n] in dtype, loss its loss sum). */
-dpt_status dpt_reducer_deposit(dpt_reducer *r, const void *grads, double loss);
+/* Exact mode: adds term j (grads [n] in dtype, borrowed for the call; loss its loss sum).
+ * j must be in [0, M), deposited once over all ranks in a step, in any order (checked,
+ * agreed, at finish). Misuse is recorded and reported by finish; fails only
+ * when a node vector cannot be allocated (local: agree it). */
+dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss);
 /* Collective. Completes the step: the gradient buffer then holds the sum over ranks (fast)
- * or the exact sum of the deposited terms (exact), identical on every rank; *loss: in fast
+ * or the tree sum of the deposited terms (exact), identical on every rank; *loss: in fast
  * mode the local loss sum on entry and the global sum on return; in exact mode (ignored on
- * entry) the exact sum of the deposited losses. Applies the non-finite policy (see top). */
+ * entry) the tree sum of the deposited losses, in double. Applies the non-finite policy (see top). */
 dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip);
 
 /* The training loop's side of one optimizer step (src/reduce_step.c), for both modes:
  *   dpt_reducer_begin(r, dpt_reducer_terms(r, B));       B = the global batch size setting
  *   dpt_model_zero_grads(m);
  *   for each of the parallel.accumulate micro-steps i (every rank, same count):
- *       loader batch -> dpt_reducer_add_batch(r, m, X, &y, n, 1 / (n_global * accumulate)
- *                       (or the caller's scale), i == accumulate - 1, &loss, timers);
+ *       loader batch -> dpt_reducer_add_batch(r, m, X, &y, n, first, i,
+ *                       1 / (n_global * accumulate) (or the caller's scale),
+ *                       i == accumulate - 1, &loss, timers);
  *   dpt_reducer_finish(r, &loss, &skip);                  (time it as comm_wait)
  * add_batch runs the engine's forward+backward (timed as the "backward" phase): fast mode over
  * all n rows at once, grads accumulating, with the reducer's ready callback on the last
- * micro-step; exact mode micro-batch by micro-batch (this rank's rows must start at a
- * multiple of parallel.micro_batch in the global batch, as dpt_shard_batch gives), zeroing
- * the gradient buffer before each and depositing it after. *loss accumulates this rank's
+ * micro-step; exact mode micro-batch by micro-batch, zeroing the gradient buffer before each
+ * and depositing micro-batch b of the global batch (b = first / micro + k for this rank's
+ * k-th) as term j = b * accumulate + i, so that a rank's terms of one step form one
+ * contiguous range (first: the position of this rank's first row in the global batch,
+ * dpt_batch.first; it must be a multiple of parallel.micro_batch, as dpt_shard_batch gives:
+ * otherwise DPT_ERR_INPUT, e.g. with data.shuffle = local). *loss accumulates this rank's
  * loss sum (fast; exact deposits it). X, y are borrowed for the call. */
 int64_t dpt_reducer_terms(const dpt_reducer *r, int64_t batch_global);
 dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, const dpt_targets *y, int64_t n,
-                                 double scale, bool last, double *loss, dpt_timers *timers);
+                                 int64_t first, int64_t micro_step, double scale, bool last, double *loss,
+                                 dpt_timers *timers);
+/* Exact mode, for tests: the most elements of one block in one MPI call of finish (default
+ * and maximum 2^28, as MPI counts are int); a small value exercises the chunked path. */
+void dpt_reducer_set_chunk(dpt_reducer *r, size_t elems);
 /* The options the reducer was created with. */
 const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r);
 

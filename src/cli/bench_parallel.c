@@ -87,7 +87,7 @@ static dpt_status run_steps(bench *b, const dpt_comm *c, dpt_reducer *r, int mod
       dpt_shard_batch(n_global, b->micro, c->size, c->rank, &begin, &count);
       DPT_CALL(dpt_reducer_begin(r, terms));
       size_t in = (size_t)dpt_model_inputs(b->m);
-      for (int64_t k = 0; k < count; k += b->micro) {
+      for (int64_t k = 0, j = begin / b->micro; k < count; k += b->micro, ++j) {
         int64_t rows = count - k < b->micro ? count - k : b->micro;
         int64_t lo = k % b->batch; /* this rank's rows: cycle through its local data */
         if (lo + rows > b->batch) lo = 0;
@@ -96,7 +96,7 @@ static dpt_status run_steps(bench *b, const dpt_comm *c, dpt_reducer *r, int mod
         DPT_CALL(dpt_model_zero_grads(b->m));
         DPT_CALL(dpt_model_forward_backward(b->m, b->X + (size_t)lo * in, &yk, rows, 1.0 / (double)n_global, &l,
                                             NULL, NULL));
-        DPT_CALL(dpt_reducer_deposit(r, dpt_model_grads(b->m), l));
+        DPT_CALL(dpt_reducer_deposit(r, j, dpt_model_grads(b->m), l));
       }
     }
     tw = MPI_Wtime();
