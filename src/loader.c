@@ -20,8 +20,7 @@
  * Per epoch, a rank moves (P−1)/P of its rows through MPI and copies each of its rows once
  * into a batch; the file is read once per run (earlier versions re-read every shard each
  * epoch and scattered every row to its epoch position: 0.53× / 0.44× of the read() rate).
- * With local shuffle no row leaves its rank (the steps walk the rank's permuted shard). 
- */
+ * With local shuffle no row leaves its rank (the steps walk the rank's permuted shard). */
 #define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <limits.h>
 #include <stdint.h>
@@ -44,7 +43,7 @@ struct dpt_loader {
   int64_t perm_epoch;  /* epoch perm holds, -1 none */
   int64_t shard_begin, shard_count;
   int64_t *rows;       /* owned [cap] */
-  void *X, *values;    /* owned [cap, d], [cap, k] (batch buffers: full batch, local shuffle) */
+  void *X, *values;    /* owned [cap, d], [cap, k]: the batch buffers every step fills */
   int32_t *labels;     /* owned [cap] */
   bool full_cached;    /* full batch already read */
   /* this rank's shard, file order, read once (all modes, when an epoch has several steps) */
