@@ -289,7 +289,7 @@ done:
 
 /* The shard buffer is gathered from row by row in random order: with 4 KiB pages nearly
  * every row misses the TLB (launch/bench-io, P = 1: an epoch of a 1 GiB shard took 0.62–0.69 s,
- * with transparent huge pages 0.32–0.43 s). Advice only: where the kernel declines (THP off),
+ * with transparent huge pages 0.25–0.50 s in three runs). Advice only: where the kernel declines (THP off),
  * nothing changes. */
 static void advise_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
