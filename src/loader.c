@@ -289,8 +289,8 @@ done:
 
 /* The shard buffer is gathered from row by row in random order: with 4 KiB pages nearly
  * every row misses the TLB (launch/bench-io, P = 1: an epoch of a 1 GiB shard took 0.62–0.69 s,
- * with transparent huge pages 0.25–0.50 s in three runs). Advice only: where the kernel declines (THP off),
- * nothing changes. */
+ * with transparent huge pages 0.25–0.50 s in three runs). Advice only: where the kernel
+ * declines (THP off), nothing changes. */
 static void advise_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
   uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, z = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
