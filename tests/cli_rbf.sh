@@ -4,20 +4,16 @@
 # derivatives and H·v pass the central-difference check for every task, on 1 and 2 ranks;
 # invalid rbf settings stop with a one-line error naming the key and exit 1 on every rank;
 # dptrain train runs 2-step (centers, widths fixed) and 3-step learning.
-set -u
-DPTRAIN=${DPTRAIN:-build/dptrain}
-MPIEXEC=${MPIEXEC:-mpiexec --oversubscribe}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$DPT_SOURCE_DIR/tests/common.sh"
+die() { echo "FAIL: $*"; exit 1; } # these checks stop at the first failure
 
-cat > "$tmp/rbf.ini" <<'INI'
+cat > "$dir/rbf.ini" <<'INI'
 [model]
 layers = 6
 [layer.0]
 type = rbf
 INI
-cat > "$tmp/deep.ini" <<'INI'
+cat > "$dir/deep.ini" <<'INI'
 [model]
 layers = 5,4
 activation = tanh
@@ -32,27 +28,27 @@ for ini in rbf deep; do
   tasks="regression binary multiclass"
   [ $ini = deep ] && tasks=multiclass
   for task in $tasks; do
-    out=$("$DPTRAIN" gradcheck "$tmp/$ini.ini" --random --gradcheck.task=$task 2>&1) || fail "$ini $task: $out"
+    out=$("$DPTRAIN" gradcheck "$dir/$ini.ini" --random --gradcheck.task=$task 2>&1) || die "$ini $task: $out"
     for t in layer_0/centers layer_0/widths layer_1/W layer_1/b; do
-      grep -q "^$t " <<<"$out" || fail "$ini $task: tensor $t not listed: $out"
+      grep -q "^$t " <<<"$out" || die "$ini $task: tensor $t not listed: $out"
     done
   done
 done
 
 # 2. on 2 ranks: printed once, passes
-out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$tmp/deep.ini" --random --rows 5 2>&1) || fail "2 ranks: $out"
-[ "$(grep -c '^layer_0/centers ' <<<"$out")" = 1 ] || fail "2 ranks: expected one report: $out"
+out=$($MPIEXEC -n 2 "$DPTRAIN" gradcheck "$dir/deep.ini" --random --rows 5 2>&1) || die "2 ranks: $out"
+[ "$(grep -c '^layer_0/centers ' <<<"$out")" = 1 ] || die "2 ranks: expected one report: $out"
 
 # 3. bad settings: exit 1, the key in a one-line error (printed once with 2 ranks)
 check_bad() { # ini-text key-needle [np]
-  printf '%s\n' "$1" > "$tmp/bad.ini"
+  printf '%s\n' "$1" > "$dir/bad.ini"
   if [ "${3:-1}" = 1 ]; then
-    out=$("$DPTRAIN" gradcheck "$tmp/bad.ini" --random 2>&1) && fail "accepted: $1"
+    out=$("$DPTRAIN" gradcheck "$dir/bad.ini" --random 2>&1) && die "accepted: $1"
   else
-    out=$($MPIEXEC -n $3 "$DPTRAIN" gradcheck "$tmp/bad.ini" --random 2>&1) && fail "np $3: accepted: $1"
+    out=$($MPIEXEC -n $3 "$DPTRAIN" gradcheck "$dir/bad.ini" --random 2>&1) && die "np $3: accepted: $1"
   fi
-  grep -q "$2" <<<"$out" || fail "message lacks '$2': $out"
-  [ "$(grep -c 'error' <<<"$out")" = 1 ] || fail "expected one error line: $out"
+  grep -q "$2" <<<"$out" || die "message lacks '$2': $out"
+  [ "$(grep -c 'error' <<<"$out")" = 1 ] || die "expected one error line: $out"
 }
 check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nplacement = kmeans' "layer.0.placement" 2
 check_bad $'[model]\nlayers = 4\n[layer.0]\ntype = rbf\nsigma = -1' "layer.0.sigma"
@@ -61,11 +57,11 @@ check_bad $'[model]\nlayers = 4,3\n[layer.1]\ntype = rbf' "layer.1.type: rbf mus
 # 4. dptrain train with an rbf layer: 2-step places and fits before the loop, then keeps the
 #    centers and widths fixed (AdamW's weight decay included) while the output weights train;
 #    1 and 2 ranks give the same centers (placement is bitwise P-independent); 3-step moves them.
-GEN=${DPT_BINARY_DIR:-build}/dpt-generate
-"$GEN" moons "$tmp/moons.h5" --rows 300 >/dev/null || fail "dpt-generate moons"
-cat > "$tmp/moons.ini" <<INI
+GEN=$bin/dpt-generate
+"$GEN" moons "$dir/moons.h5" --rows 300 >/dev/null || die "dpt-generate moons"
+cat > "$dir/moons.ini" <<INI
 [data]
-train = $tmp/moons.h5
+train = $dir/moons.h5
 [model]
 layers = 8
 [layer.0]
@@ -82,19 +78,19 @@ INI
 run() { # np epochs extra-args...
   local np=$1 ep=$2
   shift 2
-  $MPIEXEC -n $np "$DPTRAIN" train "$tmp/moons.ini" --epochs $ep --run.print_params=true "$@" 2>&1
+  $MPIEXEC -n $np "$DPTRAIN" train "$dir/moons.ini" --epochs $ep --run.print_params=true "$@" 2>&1
 }
-a=$(run 1 1) || fail "2-step, 1 epoch: $a"
+a=$(run 1 1) || die "2-step, 1 epoch: $a"
 grep -q "^# rbf: 2-step learning, centers and widths placed, output weights by gradient descent" <<<"$a" \
-  || fail "2-step: no fit line: $a"
-b=$(run 2 8) || fail "2-step, 8 epochs, 2 ranks: $b"
+  || die "2-step: no fit line: $a"
+b=$(run 2 8) || die "2-step, 8 epochs, 2 ranks: $b"
 for t in layer_0/centers layer_0/widths; do
-  [ "$(grep "^param $t " <<<"$a")" = "$(grep "^param $t " <<<"$b")" ] || fail "2-step: $t moved or differs across P"
+  [ "$(grep "^param $t " <<<"$a")" = "$(grep "^param $t " <<<"$b")" ] || die "2-step: $t moved or differs across P"
 done
-[ "$(grep "^param layer_1/W " <<<"$a")" != "$(grep "^param layer_1/W " <<<"$b")" ] || fail "2-step: output weights did not train"
-c=$(run 1 8 --layer.0.learn=3step) || fail "3-step: $c"
-[ "$(grep "^param layer_0/centers " <<<"$a")" != "$(grep "^param layer_0/centers " <<<"$c")" ] || fail "3-step: centers did not train"
+[ "$(grep "^param layer_1/W " <<<"$a")" != "$(grep "^param layer_1/W " <<<"$b")" ] || die "2-step: output weights did not train"
+c=$(run 1 8 --layer.0.learn=3step) || die "3-step: $c"
+[ "$(grep "^param layer_0/centers " <<<"$a")" != "$(grep "^param layer_0/centers " <<<"$c")" ] || die "3-step: centers did not train"
 # more centers than training rows: refused before training, key named, exit 1 on 2 ranks
-out=$(run 2 1 --model.layers=400 --layer.0.units=400) && fail "400 centers on 300 rows accepted"
-grep -q "layer.0.units: expected at most N = 300" <<<"$out" || fail "units > N: $out"
+out=$(run 2 1 --model.layers=400 --layer.0.units=400) && die "400 centers on 300 rows accepted"
+grep -q "layer.0.units: expected at most N = 300" <<<"$out" || die "units > N: $out"
 echo "cli_rbf: ok"
