@@ -122,6 +122,77 @@ static dpt_status time_allreduce(bench *b, int reps, double *out) {
   return DPT_OK;
 }
 
+/* The reduction a node could do without messages: every rank's gradient in an MPI-3 shared
+ * window (MPI_Win_allocate_shared), rank q sums slice q of all P gradients into its result
+ * slice, then (out[0]) every rank copies all result slices into its own gradient buffer, or
+ * (out[1]) not, the lower bound of any shared-memory reduction. Seconds per reduction, max
+ * over ranks; both -1 when the ranks do not share one node. What a node-local reduction
+ * could save against MPI_Allreduce, measured in the same run (not built into the reducer). */
+static dpt_status time_shm_reduce(bench *b, int reps, double out[2]) {
+  const dpt_comm *c = b->c;
+  const int P = c->size;
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Win win = MPI_WIN_NULL;
+  float *mine = NULL, **seg = NULL;
+  size_t n = b->n, lo_me = n * (size_t)c->rank / (size_t)P, len_me = n * (size_t)(c->rank + 1) / (size_t)P - lo_me;
+  dpt_status st = DPT_OK;
+  int node_size = 0, all_one = 0;
+  out[0] = out[1] = -1;
+  DPT_TRY_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS,
+                DPT_ERR_MPI, "bench: MPI_Comm_split_type failed");
+  MPI_Comm_size(node, &node_size);
+  int one = node_size == P;
+  DPT_TRY_CHECK(MPI_Allreduce(&one, &all_one, 1, MPI_INT, MPI_MIN, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
+                "bench: MPI_Allreduce failed");
+  if (!all_one) goto done;
+  /* own segment: the gradient (n floats), then this rank's result slice */
+  DPT_TRY_CHECK(MPI_Win_allocate_shared((MPI_Aint)((n + len_me) * sizeof(float)), sizeof(float), MPI_INFO_NULL, node,
+                                        &mine, &win) == MPI_SUCCESS,
+                DPT_ERR_MPI, "bench: MPI_Win_allocate_shared of %zu floats failed", n + len_me);
+  DPT_TRY(dpt_alloc((size_t)P, sizeof *seg, "bench shared segments", &seg));
+  for (int q = 0; q < P; ++q) { /* node rank q is rank q of c: split_type keeps the order */
+    MPI_Aint size;
+    int disp;
+    MPI_Win_shared_query(win, q, &size, &disp, &seg[q]);
+  }
+  memcpy(mine, dpt_model_grads(b->m), n * sizeof(float));
+  float *res = mine + n, *g = dpt_model_grads(b->m);
+  MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
+  for (int copy = 0; copy < 2; ++copy) {
+    double t = 0;
+    for (int k = -1; k < reps; ++k) { /* k = -1: warm-up (first touch) */
+      MPI_Barrier(c->comm);
+      double t0 = MPI_Wtime();
+      MPI_Win_sync(win); /* every gradient is in its segment */
+      MPI_Barrier(c->comm);
+      MPI_Win_sync(win);
+      for (size_t i = 0; i < len_me; ++i) {
+        float s = seg[0][lo_me + i];
+        for (int q = 1; q < P; ++q) s += seg[q][lo_me + i];
+        res[i] = s;
+      }
+      MPI_Win_sync(win); /* every result slice is written */
+      MPI_Barrier(c->comm);
+      MPI_Win_sync(win);
+      if (copy == 0)
+        for (int q = 0; q < P; ++q) {
+          size_t lo = n * (size_t)q / (size_t)P, len = n * (size_t)(q + 1) / (size_t)P - lo;
+          memcpy(g + lo, seg[q] + n, len * sizeof(float));
+        }
+      if (k >= 0) t += MPI_Wtime() - t0;
+    }
+    out[copy] = t / reps;
+  }
+  MPI_Win_unlock_all(win);
+  DPT_TRY_CHECK(MPI_Allreduce(MPI_IN_PLACE, out, 2, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
+                "bench: MPI_Allreduce failed");
+done:
+  if (win != MPI_WIN_NULL) MPI_Win_free(&win);
+  if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
+  dpt_free(&seg);
+  return st;
+}
+
 /* One-thread sgemm rate (this rank, 1024^3), GFLOP/s. */
 static dpt_status sgemm_rate(double *out) {
   const int N = 1024;
@@ -242,7 +313,7 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     st = dpt_reducer_create(&self, &of, DPT_F32, b.n, dpt_model_grads(b.m), &r1);
   }
   double t_single[ROUNDS_MAX], t_concur[ROUNDS_MAX], t_fast[ROUNDS_MAX], w_fast[ROUNDS_MAX], t_nolap[ROUNDS_MAX], t_exact[ROUNDS_MAX],
-      t_ar[ROUNDS_MAX], gflops = 0;
+      t_ar[ROUNDS_MAX], t_shm[ROUNDS_MAX], t_shm0[ROUNDS_MAX], gflops = 0;
   st = dpt_comm_agree(c, st);
   /* warm-up: every configuration once */
   step_time tt;
@@ -272,13 +343,16 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     if (st == DPT_OK) st = run_steps(&b, c, re, 2, (int)steps, &tt);
     t_exact[k] = tt.step;
     if (st == DPT_OK) st = time_allreduce(&b, (int)steps, &t_ar[k]);
+    double shm[2] = {-1, -1};
+    if (st == DPT_OK) st = time_shm_reduce(&b, (int)steps, shm);
+    t_shm[k] = shm[0], t_shm0[k] = shm[1];
   }
   if (st == DPT_OK) st = sgemm_rate(&gflops);
   st = dpt_comm_agree(c, st);
   if (st == DPT_OK && c->rank == 0) {
     int R = (int)rounds;
     double ts = median(t_single, R), tc = median(t_concur, R), tf = median(t_fast, R), wf = median(w_fast, R), tn = median(t_nolap, R),
-           te = median(t_exact, R), ta = median(t_ar, R);
+           te = median(t_exact, R), ta = median(t_ar, R), tsh = median(t_shm, R), tsh0 = median(t_shm0, R);
     double flops = 6.0 * (double)batch * (double)b.n; /* forward 2, backward 4 flops per weight per row */
     dpt_reducer_stats s;
     dpt_reducer_get_stats(rf, &s);
@@ -304,6 +378,12 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     printf("allreduce_hidden_share %.3f\n", fmax(0.0, 1.0 - wf / ta));
     printf("overlap_gain %.3f  (no-overlap step / overlapped step)\n", tn / tf);
     printf("exact_over_fast %.3f\n", te / tf);
+    if (tsh > 0) {
+      printf("node-shared window reduce (not in the reducer): %.2f ms to every rank's buffer, %.2f ms sum only "
+             "(lower bound); MPI_Allreduce %.2f ms\n",
+             tsh * 1e3, tsh0 * 1e3, ta * 1e3);
+      printf("shm_reduce_saving %.3f  ((MPI_Allreduce - window reduce) / fast step)\n", (ta - tsh) / tf);
+    }
     fflush(stdout);
   }
   dpt_reducer_destroy(&rf);
