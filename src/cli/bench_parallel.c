@@ -15,6 +15,8 @@
  *   nolap  : all ranks, the same reducer but every bucket started after the backward pass;
  *   exact  : all ranks, exact mode with --micro rows per micro-batch;
  *   allred : one blocking MPI_Allreduce of the whole gradient buffer (the communication alone).
+ *   shm    : the same sum through an MPI-3 shared window (time_shm_reduce), when the ranks
+ *            share one node: what a node-local reduction could save (not used by the reducer).
  * Each figure is the median over rounds of the mean step time (max over ranks). Reported:
  *   weak-scaling efficiency  = (P B / t_fast) / (P * B / t_single) = t_single / t_fast
  *   compute ceiling          = t_single / t_concur (weak scaling with free communication)
