@@ -128,7 +128,7 @@ static dpt_status time_allreduce(bench *b, int reps, double *out) {
  * window (MPI_Win_allocate_shared), rank q sums slice q of all P gradients into its result
  * slice, then (out[0]) every rank copies all result slices into its own gradient buffer, or
  * (out[1]) not, the lower bound of any shared-memory reduction. Seconds per reduction, max
- * over ranks; both -1 when the ranks do not share one node. What a node-local reduction
+ * over ranks; both -1 when the ranks do not share one node or P = 1. What a node-local reduction
  * could save against MPI_Allreduce, measured in the same run (not built into the reducer). */
 static dpt_status time_shm_reduce(bench *b, int reps, double out[2]) {
   const dpt_comm *c = b->c;
@@ -143,7 +143,7 @@ static dpt_status time_shm_reduce(bench *b, int reps, double out[2]) {
   DPT_TRY_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS,
                 DPT_ERR_MPI, "bench: MPI_Comm_split_type failed");
   MPI_Comm_size(node, &node_size);
-  int one = node_size == P;
+  int one = P > 1 && node_size == P;
   DPT_TRY_CHECK(MPI_Allreduce(&one, &all_one, 1, MPI_INT, MPI_MIN, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
                 "bench: MPI_Allreduce failed");
   if (!all_one) goto done;
