@@ -101,7 +101,13 @@ dpt_status dpt_checkpoint_list(const dpt_comm *c, const char *dir, int64_t **ste
   st = dpt_comm_agree(c, st);
   if (st != DPT_OK) return st;
   DPT_CALL_MPI(MPI_Bcast(n, 1, MPI_INT, 0, c->comm));
-  if (c->rank != 0) DPT_CALL(dpt_alloc((size_t)*n + 1, sizeof(int64_t), "checkpoint list", steps));
+  if (c->rank != 0) st = dpt_alloc((size_t)*n + 1, sizeof(int64_t), "checkpoint list", steps);
+  st = dpt_comm_agree(c, st); /* no rank leaves rank 0 alone in the broadcast */
+  if (st != DPT_OK) {
+    dpt_free(steps);
+    *n = 0;
+    return st;
+  }
   DPT_CALL_MPI(MPI_Bcast(*steps, *n, MPI_INT64_T, 0, c->comm));
   return DPT_OK;
 }

@@ -276,10 +276,26 @@ done:
   return st;
 }
 
+/* Local: can this rank create files in the directory of path? */
+static dpt_status writable_dir(const char *path) {
+  char dir[4096];
+  DPT_CHECK(strlen(path) < sizeof dir, DPT_ERR_INPUT, "%s: path too long", path);
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = '\0';
+  else *slash = '\0';
+  DPT_CHECK(access(dir, W_OK | X_OK) == 0, DPT_ERR_IO, "%s: cannot create: directory %s: %s", path, dir,
+            strerror(errno));
+  return DPT_OK;
+}
+
 dpt_status dpt_ckpt_create(const dpt_comm *c, const char *path, const char *format, dpt_ckpt_file **out) {
   *out = NULL;
   dpt_ckpt_file *f = NULL;
   dpt_status st = dpt_calloc(1, sizeof *f, "checkpoint handle", &f);
+  if (st == DPT_OK) st = writable_dir(path);
+  st = dpt_comm_agree(c, st); /* no rank enters the collective create alone */
   if (st == DPT_OK) st = create_local(c, path, format, f);
   st = dpt_comm_agree(c, st);
   if (st == DPT_OK) {
@@ -536,7 +552,6 @@ static dpt_status open_local(const dpt_comm *c, const char *path, const char *co
   f->file = H5I_INVALID_HID;
   DPT_CHECK(strlen(path) < sizeof f->path, DPT_ERR_INPUT, "%s: path too long", path);
   snprintf(f->path, sizeof f->path, "%s", path);
-  DPT_CHECK(access(path, R_OK) == 0, DPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   fapl = H5Pcreate(H5P_FILE_ACCESS);
   DPT_TRY_CHECK(fapl >= 0 && H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL) >= 0, DPT_ERR_IO,
                 "%s: file access properties: %s", path, h5_reason());
@@ -581,6 +596,11 @@ dpt_status dpt_ckpt_open(const dpt_comm *c, const char *path, const char *const 
   *out = NULL;
   dpt_ckpt_file *f = NULL;
   dpt_status st = dpt_calloc(1, sizeof *f, "checkpoint handle", &f);
+  /* a file one rank cannot read (a node-local path) must stop every rank before the
+   * collective open, not leave the others in it */
+  if (st == DPT_OK && access(path, R_OK) != 0)
+    st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot open: %s", path, strerror(errno));
+  st = dpt_comm_agree(c, st);
   if (st == DPT_OK) st = open_local(c, path, formats, allow_unmarked, f);
   st = dpt_comm_agree(c, st);
   if (st != DPT_OK) {

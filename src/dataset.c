@@ -81,14 +81,23 @@ static dpt_status shape_of(const char *path, const char *name, hid_t d, int *ran
   return DPT_OK;
 }
 
-static dpt_status open_local(dpt_dataset *ds, const char *path, const char *split) {
-  const dpt_comm *c = ds->c;
+/* Local: can this rank read the file, and is it HDF5? Agreed before the collective open, so
+ * that a file one rank cannot see (a node-local path) stops every rank instead of leaving the
+ * others in H5Fopen. */
+static dpt_status check_file(const char *path, const char *split) {
   htri_t is = H5Fis_hdf5(path);
   if (is < 0) {
     DPT_CHECK(access(path, F_OK) == 0, DPT_ERR_IO, "%s: no such file (data.%s)", path, split);
     return dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot read the file (data.%s)", path, split);
   }
   DPT_CHECK(is > 0, DPT_ERR_FORMAT, "%s: not an HDF5 file (expected dptrain's layout, data/FORMAT.md)", path);
+  return DPT_OK;
+}
+
+/* Collective: every rank opens the file and reads the same metadata (collective metadata
+ * reads), so every check below fails alike on all ranks. */
+static dpt_status open_file(dpt_dataset *ds, const char *path, const char *split) {
+  const dpt_comm *c = ds->c;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
   H5Pset_all_coll_metadata_ops(fapl, 1);
@@ -215,7 +224,9 @@ dpt_status dpt_dataset_open(const dpt_comm *c, const char *path, const char *spl
     st = dpt_alloc(len, 1, "dataset path", &ds->path);
     if (st == DPT_OK) memcpy(ds->path, path, len);
   }
-  if (st == DPT_OK) st = open_local(ds, path, split);
+  if (st == DPT_OK) st = check_file(path, split);
+  st = dpt_comm_agree(c, st);
+  if (st == DPT_OK) st = open_file(ds, path, split);
   st = dpt_comm_agree(c, st);
   if (st == DPT_OK && ds->y_is_labels) st = scan_labels(ds, split);
   st = dpt_comm_agree(c, st);

@@ -45,4 +45,16 @@ expect_error "not HDF5" "text.h5" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini"
 expect_error "unknown key" "optimizer.lrr" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --optimizer.lrr=1
 expect_error "out-of-range value" "train.epochs" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --epochs=-3
 expect_error "unknown flag" "--frobnicate" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --frobnicate
+expect_error "config is a directory" "not a regular file" $MPIEXEC -n 2 "$DPTRAIN" train "$dir"
+# one rank cannot see a file the others can (a node-local path; simulated with MPMD, each
+# rank its own arguments): every rank stops with that rank's error, no hang
+expect_error "dataset missing on rank 1 only" "rank 1: $dir/only-on-0.h5: no such file" \
+  $MPIEXEC -n 1 "$DPTRAIN" train "$dir/seed.ini" --epochs 1 --run.quiet=true : \
+  -n 1 "$DPTRAIN" train "$dir/seed.ini" --epochs 1 --data.train="$dir/only-on-0.h5"
+# the config file is read by rank 0 alone and broadcast: ranks that cannot see it (or see
+# another copy) train with rank 0's
+timeout 60 $MPIEXEC -n 1 "$DPTRAIN" train "$dir/seed.ini" --epochs 2 \
+  --run.print_params=true : -n 1 "$DPTRAIN" train "$dir/absent.ini" --epochs 2 --run.print_params=true \
+  > "$dir/mpmd.txt" 2>&1
+check "config missing on rank 1's node: rank 0's is used (exit 0)" "[ $? = 0 ] && grep -q '^param' $dir/mpmd.txt"
 exit $fail

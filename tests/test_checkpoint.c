@@ -221,6 +221,35 @@ static void test_corruption_refused(void **state) {
   assert_dpt_fails(dpt_ckpt_open(c, path, ckpt_formats, false, &f), DPT_ERR_IO, "none.h5: cannot open");
 }
 
+/* A path one rank cannot use (a node-local directory, a stale mount): every rank stops with
+ * that rank's error instead of the others waiting in the collective open or create. */
+static void test_path_missing_on_one_rank(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const char *dir = dpt_test_tmpdir();
+  int last = c->size - 1;
+  char good[512], path[512], want[600];
+  snprintf(good, sizeof good, "%s/good.h5", dir);
+  write_small(c, good, 6);
+  snprintf(path, sizeof path, "%s/elsewhere.h5", dir);
+  snprintf(want, sizeof want, "%s: cannot open", path);
+  dpt_ckpt_file *f = NULL;
+  assert_dpt_fails(dpt_ckpt_open(c, c->rank == last ? path : good, ckpt_formats, false, &f), DPT_ERR_IO, want);
+  assert_null(f);
+  snprintf(path, sizeof path, "%s/no-such-dir/ck.h5", dir);
+  snprintf(want, sizeof want, "%s: cannot create: directory %s/no-such-dir", path, dir);
+  assert_dpt_fails(dpt_ckpt_create(c, c->rank == last ? path : good, DPT_CKPT_FORMAT_CHECKPOINT, &f), DPT_ERR_IO,
+                   want);
+  assert_null(f);
+  if (c->size > 1) { /* the message names the rank that failed */
+    char rank[32];
+    snprintf(rank, sizeof rank, "rank %d: ", last);
+    assert_dpt_fails(dpt_ckpt_create(c, c->rank == last ? path : good, DPT_CKPT_FORMAT_CHECKPOINT, &f), DPT_ERR_IO,
+                     rank);
+  }
+  assert_false(file_exists(path));
+}
+
 static void test_format_and_version(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
@@ -501,6 +530,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_other_rank_count, no_open_objects),
       cmocka_unit_test_teardown(test_dtype_conversion_and_shape, no_open_objects),
       cmocka_unit_test_teardown(test_corruption_refused, no_open_objects),
+      cmocka_unit_test_teardown(test_path_missing_on_one_rank, no_open_objects),
       cmocka_unit_test_teardown(test_format_and_version, no_open_objects),
       cmocka_unit_test_setup_teardown(test_full_disk_keeps_previous, mount_small_disk, unmount_small_disk),
       cmocka_unit_test_teardown(test_directory, no_open_objects),

@@ -153,6 +153,30 @@ static void test_huge_header(void **state) {
   agreed_failure(open_and_read(p), "huge.h5", "beyond what dptrain supports");
 }
 
+/* A file that one rank cannot see (a node-local path, a stale mount): the others must not
+ * enter the collective open alone. The last rank is given a missing path, then a file that
+ * is not HDF5; every rank returns the same error naming that rank. */
+static void test_file_missing_on_one_rank(void **state) {
+  (void)state;
+  int last = dpt_test_world.size - 1;
+  char good[512], p[512], want[64];
+  path_of(good, "good.h5");
+  write_custom(good, H5T_IEEE_F32LE, 2, 12, 2, 12, 0, -1);
+  snprintf(want, sizeof want, "rank %d: ", last);
+  path_of(p, "only-here.h5");
+  agreed_failure(open_and_read(dpt_test_world.rank == last ? p : good), dpt_test_world.size > 1 ? want : "",
+                 "only-here.h5: no such file");
+  path_of(p, "plain2.txt");
+  if (dpt_test_world.rank == 0) {
+    FILE *f = fopen(p, "w");
+    fputs("not hdf5\n", f);
+    fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+  agreed_failure(open_and_read(dpt_test_world.rank == last ? p : good), dpt_test_world.size > 1 ? want : "",
+                 "plain2.txt: not an HDF5 file");
+}
+
 static int setup(void **state) {
   (void)state;
   snprintf(dir, sizeof dir, "%s", dpt_test_tmpdir());
@@ -166,6 +190,7 @@ int main(void) {
       cmocka_unit_test_setup(test_missing_objects_and_rank, setup),
       cmocka_unit_test_setup(test_bad_values, setup),
       cmocka_unit_test_setup(test_huge_header, setup),
+      cmocka_unit_test_setup(test_file_missing_on_one_rank, setup),
   };
   return dpt_test_run(tests);
 }

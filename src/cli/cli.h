@@ -22,6 +22,10 @@ int dpt_cmd_bench(const dpt_comm *c, int argc, char **argv);
  * *npos). Errors name the argument. */
 dpt_status dpt_cli_apply_args(dpt_config *cfg, int argc, char **argv, const char **positional, int max_pos,
                               int *npos);
+/* Loads the INI file at path into cfg, collectively: rank 0 reads it (at most 16 MiB) and
+ * broadcasts the text, every rank parses the same bytes, so a file that is missing on some
+ * node or differs between nodes cannot give ranks different configs. Errors are agreed. */
+dpt_status dpt_cli_load_config(const dpt_comm *c, dpt_config *cfg, const char *path);
 /* Prints the short flags and what key each sets. */
 void dpt_cli_print_aliases(FILE *f);
 

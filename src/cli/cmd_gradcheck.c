@@ -198,7 +198,7 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   DPT_TRY(dpt_config_create(&cfg));
   DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK(npos == 1, DPT_ERR_INPUT, "gradcheck: expected one CONFIG file argument, got %d", npos);
-  DPT_TRY(dpt_config_load_file(cfg, pos[0]));
+  DPT_TRY(dpt_cli_load_config(c, cfg, pos[0]));
   DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos)); /* the command line wins over the file */
   bool random;
   int task;

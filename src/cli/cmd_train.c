@@ -30,11 +30,13 @@ int dpt_cmd_train(const dpt_comm *c, int argc, char **argv) {
   if (st == DPT_OK && npos != 1)
     st = dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
                        "train: expected one CONFIG file argument, got %d (see dptrain train --help)", npos);
+  st = dpt_comm_agree(c, st); /* every rank reaches the collective load, or none */
   if (st == DPT_OK) {
     /* File first, then the command line again so it wins over the file. */
     dpt_config *file_cfg = NULL;
     st = dpt_config_create(&file_cfg);
-    if (st == DPT_OK) st = dpt_config_load_file(file_cfg, pos[0]);
+    st = dpt_comm_agree(c, st);
+    if (st == DPT_OK) st = dpt_cli_load_config(c, file_cfg, pos[0]);
     if (st == DPT_OK) st = dpt_cli_apply_args(file_cfg, argc, argv, pos, 2, &npos);
     dpt_config_destroy(&cfg);
     cfg = file_cfg;
