@@ -46,6 +46,8 @@ expect_error "unknown key" "optimizer.lrr" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/
 expect_error "out-of-range value" "train.epochs" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --epochs=-3
 expect_error "unknown flag" "--frobnicate" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --frobnicate
 expect_error "config is a directory" "not a regular file" $MPIEXEC -n 2 "$DPTRAIN" train "$dir"
+printf '[train]\nepochs = 2\0\n' > "$dir/nul.ini"
+expect_error "config with a NUL byte" "nul.ini: a NUL byte" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/nul.ini"
 # one rank cannot see a file the others can (a node-local path; simulated with MPMD, each
 # rank its own arguments): every rank stops with that rank's error, no hang
 expect_error "dataset missing on rank 1 only" "rank 1: $dir/only-on-0.h5: no such file" \

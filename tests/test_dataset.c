@@ -69,16 +69,20 @@ static dpt_status open_and_read(const char *path) {
 
 static void path_of(char *buf, const char *name) { snprintf(buf, 512, "%s/%s", dir, name); }
 
+/* Rank 0 writes a text file; every rank returns once it exists. */
+static void write_text(const char *path, const char *text) {
+  if (dpt_test_world.rank == 0) {
+    FILE *f = fopen(path, "w"); /* no assert before the barrier: the other ranks wait in it */
+    if (f) fputs(text, f), fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
 static void test_not_hdf5_and_missing(void **state) {
   (void)state;
   char p[512];
   path_of(p, "plain.txt");
-  if (dpt_test_world.rank == 0) {
-    FILE *f = fopen(p, "w");
-    fputs("1,2,3\n", f);
-    fclose(f);
-  }
-  MPI_Barrier(dpt_test_world.comm);
+  write_text(p, "1,2,3\n");
   agreed_failure(open_and_read(p), "plain.txt", "not an HDF5 file");
   path_of(p, "absent.h5");
   agreed_failure(open_and_read(p), "absent.h5", "no such file");
@@ -167,12 +171,7 @@ static void test_file_missing_on_one_rank(void **state) {
   agreed_failure(open_and_read(dpt_test_world.rank == last ? p : good), dpt_test_world.size > 1 ? want : "",
                  "only-here.h5: no such file");
   path_of(p, "plain2.txt");
-  if (dpt_test_world.rank == 0) {
-    FILE *f = fopen(p, "w");
-    fputs("not hdf5\n", f);
-    fclose(f);
-  }
-  MPI_Barrier(dpt_test_world.comm);
+  write_text(p, "not hdf5\n");
   agreed_failure(open_and_read(dpt_test_world.rank == last ? p : good), dpt_test_world.size > 1 ? want : "",
                  "plain2.txt: not an HDF5 file");
 }

@@ -160,7 +160,7 @@ static dpt_status time_shm_reduce(bench *b, int reps, double out[2]) {
   memcpy(mine, dpt_model_grads(b->m), n * sizeof(float));
   float *res = mine + n, *g = dpt_model_grads(b->m);
   MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
-  for (int copy = 0; copy < 2; ++copy) {
+  for (int sum_only = 0; sum_only < 2; ++sum_only) {
     double t = 0;
     for (int k = -1; k < reps; ++k) { /* k = -1: warm-up (first touch) */
       MPI_Barrier(c->comm);
@@ -176,14 +176,14 @@ static dpt_status time_shm_reduce(bench *b, int reps, double out[2]) {
       MPI_Win_sync(win); /* every result slice is written */
       MPI_Barrier(c->comm);
       MPI_Win_sync(win);
-      if (copy == 0)
+      if (!sum_only)
         for (int q = 0; q < P; ++q) {
           size_t lo = n * (size_t)q / (size_t)P, len = n * (size_t)(q + 1) / (size_t)P - lo;
           memcpy(g + lo, seg[q] + n, len * sizeof(float));
         }
       if (k >= 0) t += MPI_Wtime() - t0;
     }
-    out[copy] = t / reps;
+    out[sum_only] = t / reps;
   }
   MPI_Win_unlock_all(win);
   DPT_TRY_CHECK(MPI_Allreduce(MPI_IN_PLACE, out, 2, MPI_DOUBLE, MPI_MAX, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,

@@ -115,6 +115,7 @@ static dpt_status read_text(const char *path, char **text, long long *len) {
                 path, n, CONFIG_MAX_BYTES);
   DPT_TRY(dpt_alloc((size_t)n + 1, 1, "config file text", text));
   DPT_TRY_CHECK(fread(*text, 1, (size_t)n, f) == (size_t)n, DPT_ERR_IO, "%s: cannot read the config file", path);
+  DPT_TRY_CHECK(!memchr(*text, '\0', (size_t)n), DPT_ERR_INPUT, "%s: a NUL byte: expected a text (INI) file", path);
   (*text)[n] = '\0';
   *len = n;
 done:
