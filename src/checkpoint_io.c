@@ -201,7 +201,8 @@ static dpt_status write_rows(dpt_ckpt_file *f, hid_t dset, const char *name, dpt
                              const int64_t *shape, int64_t first, int64_t nrows, const void *rows) {
   dpt_status st = DPT_OK;
   hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
-  DPT_TRY(select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl));
+  /* agreed: a rank whose selection failed must not leave the others in the collective write */
+  DPT_TRY(dpt_comm_agree(&f->c, select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl)));
   static const double dummy = 0;
   DPT_TRY_CHECK(H5Dwrite(dset, h5_mem_type(dtype), mspace, fspace, dxpl, nrows > 0 ? rows : (const void *)&dummy) >= 0,
                 DPT_ERR_IO, "%s: cannot write tensor %s: %s", f->path, name, h5_reason());
@@ -717,17 +718,18 @@ static dpt_status read_all(dpt_ckpt_file *f, hid_t dset, const char *name, dpt_d
   size_t row_bytes = (size_t)shape_elems(ndim - 1, shape + 1) * dpt_dtype_size(dtype);
   int64_t first, nrows;
   dpt_shard_range(shape[0], P, f->c.rank, &first, &nrows);
-  DPT_TRY(select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl));
+  /* agreed: a rank whose selection failed must not leave the others in the collective read */
+  DPT_TRY(dpt_comm_agree(&f->c, select_rows(f, dset, name, ndim, shape, first, nrows, &fspace, &mspace, &dxpl)));
   double dummy;
   herr_t rc = H5Dread(dset, h5_mem_type(dtype), mspace, fspace, dxpl,
                       nrows > 0 ? (char *)buf + (size_t)first * row_bytes : (void *)&dummy);
   if (rc < 0)
     st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
                        "%s: tensor %s: cannot read (truncated or damaged file?): %s", f->path, name, h5_reason());
+  if (st == DPT_OK && P > 1) st = dpt_alloc((size_t)P, sizeof(int), "gather counts", &counts);
+  if (st == DPT_OK && P > 1) st = dpt_alloc((size_t)P, sizeof(int), "gather offsets", &displs);
   DPT_TRY(dpt_comm_agree(&f->c, st)); /* before the allgather: no rank may skip it alone */
   if (P > 1) {
-    DPT_TRY(dpt_alloc((size_t)P, sizeof(int), "gather counts", &counts));
-    DPT_TRY(dpt_alloc((size_t)P, sizeof(int), "gather offsets", &displs));
     for (int r = 0; r < P; ++r) {
       int64_t b, n;
       dpt_shard_range(shape[0], P, r, &b, &n);

@@ -116,6 +116,7 @@ dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used
     }
   }
   if (n < 1) n = 1;
+  DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT, MPI_MIN, c->comm));
   openblas_set_num_threads(n);
   if (used) *used = n;
   return DPT_OK;

@@ -129,7 +129,8 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   dpt_dataset_standardization(ds, &mean, &std);
   if (standardize && !mean) DPT_CALL(dpt_dataset_standardize(ds));
   dpt_loader *l;
-  DPT_CALL(dpt_calloc(1, sizeof *l, "loader", &l));
+  dpt_status st = dpt_calloc(1, sizeof *l, "loader", &l);
+  if (st != DPT_OK) return dpt_comm_agree(c, st); /* pairs with the others' agreement below */
   int64_t n = dpt_dataset_rows(ds);
   l->c = c;
   l->ds = ds;
@@ -159,7 +160,7 @@ dpt_status dpt_loader_create(const dpt_comm *c, dpt_dataset *ds, dpt_config *cfg
   int64_t d = dpt_dataset_features(ds), k = dpt_dataset_outputs(ds);
   size_t es = dpt_dtype_size(dtype);
   bool regression = dpt_dataset_task(ds) == DPT_TASK_REGRESSION;
-  dpt_status st = dpt_alloc((size_t)(l->mode == SHUFFLE_LOCAL ? l->shard_count : n), sizeof(int64_t), "sample order", &l->perm);
+  st = dpt_alloc((size_t)(l->mode == SHUFFLE_LOCAL ? l->shard_count : n), sizeof(int64_t), "sample order", &l->perm);
   if (st == DPT_OK) st = dpt_alloc((size_t)l->cap, sizeof(int64_t), "batch rows", &l->rows);
   if (st == DPT_OK) st = dpt_alloc((size_t)(l->cap * d), es, "batch X", &l->X);
   if (st == DPT_OK && regression) st = dpt_alloc((size_t)(l->cap * k), es, "batch y", &l->values);

@@ -186,7 +186,7 @@ static dpt_status load_into(const dpt_comm *c, dpt_ckpt_file *f, dpt_loaded_mode
   DPT_TRY_CHECK(lm->n_in >= 1 && lm->n_in <= (int64_t)1 << 31 && lm->n_out >= 1 && lm->n_out <= (int64_t)1 << 31,
                 DPT_ERR_FORMAT, "%s: model/n_in %lld, n_out %lld: expected 1..2^31", path, (long long)lm->n_in,
                 (long long)lm->n_out);
-  DPT_TRY(dpt_config_create(&lm->cfg));
+  DPT_TRY(dpt_comm_agree(c, dpt_config_create(&lm->cfg))); /* allocations agreed: a collective read follows */
   {
     char name[4200];
     snprintf(name, sizeof name, "%s:config", path);
@@ -198,8 +198,9 @@ static dpt_status load_into(const dpt_comm *c, dpt_ckpt_file *f, dpt_loaded_mode
   if (dpt_ckpt_has(f, "model/standardized")) DPT_TRY(dpt_ckpt_get_int(f, "model/standardized", &standardized));
   if (standardized) {
     int64_t shape[1] = {lm->n_in};
-    DPT_TRY(dpt_alloc((size_t)lm->n_in, sizeof(double), "standardization mean", &lm->mean));
-    DPT_TRY(dpt_alloc((size_t)lm->n_in, sizeof(double), "standardization std", &lm->std));
+    st = dpt_alloc((size_t)lm->n_in, sizeof(double), "standardization mean", &lm->mean);
+    if (st == DPT_OK) st = dpt_alloc((size_t)lm->n_in, sizeof(double), "standardization std", &lm->std);
+    DPT_TRY(dpt_comm_agree(c, st));
     DPT_TRY(dpt_ckpt_get_tensor(f, "model/standardize/mean", DPT_F64, 1, shape, lm->mean));
     DPT_TRY(dpt_ckpt_get_tensor(f, "model/standardize/std", DPT_F64, 1, shape, lm->std));
   }

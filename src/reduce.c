@@ -780,7 +780,7 @@ dpt_status dpt_reduce_check_sync(const dpt_comm *c, const void *params, dpt_dtyp
   dpt_status st = DPT_OK;
   uint64_t *h = NULL, *all = NULL;
   size_t es = dpt_dtype_size(dtype);
-  DPT_TRY(dpt_alloc(2 * (size_t)(n_tensors > 0 ? n_tensors : 0), sizeof *h, "sync-check hashes", &h));
+  DPT_TRY(dpt_comm_agree(c, dpt_alloc(2 * (size_t)(n_tensors > 0 ? n_tensors : 0), sizeof *h, "sync-check hashes", &h)));
   for (int i = 0; i < n_tensors; ++i) {
     h[i] = dpt_reduce_hash((const char *)params + t[i].offset * es, t[i].count * es);
     h[n_tensors + i] = ~h[i]; /* MIN of ~h is ~(MAX of h): one allreduce gives both */
@@ -795,7 +795,7 @@ dpt_status dpt_reduce_check_sync(const dpt_comm *c, const void *params, dpt_dtyp
   if (bad < 0) goto done;
   /* every rank agrees on `bad` (it came from reduced values): gather that tensor's hashes */
   uint64_t mine = dpt_reduce_hash((const char *)params + t[bad].offset * es, t[bad].count * es);
-  DPT_TRY(dpt_alloc((size_t)c->size, sizeof *all, "sync-check hashes", &all));
+  DPT_TRY(dpt_comm_agree(c, dpt_alloc((size_t)c->size, sizeof *all, "sync-check hashes", &all)));
   DPT_TRY_CHECK(MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
                 "sync check: MPI_Allgather failed");
   char ranks[256] = "";

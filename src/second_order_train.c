@@ -176,8 +176,9 @@ static dpt_status model_objective_init(const dpt_comm *c, dpt_model *m, dpt_data
     ro.mode = DPT_REDUCE_EXACT;
     ro.micro_batch = micro;
     ro.on_nonfinite = DPT_NONFINITE_SKIP; /* a non-finite trial point is a rejected step */
-    DPT_TRY(dpt_reducer_create(c, &ro, mo->dt, mo->n, dpt_model_grads(m), &mo->rg));
-    DPT_TRY(dpt_reducer_create(c, &ro, mo->dt, mo->n, mo->hvbuf, &mo->rh));
+    /* agreed: every rank goes on to collective evaluations, or none */
+    DPT_TRY(dpt_comm_agree(c, dpt_reducer_create(c, &ro, mo->dt, mo->n, dpt_model_grads(m), &mo->rg)));
+    DPT_TRY(dpt_comm_agree(c, dpt_reducer_create(c, &ro, mo->dt, mo->n, mo->hvbuf, &mo->rh)));
   }
 done:
   dpt_free(&rows);

@@ -68,11 +68,22 @@ static void test_agree_any(void **state) {
   dpt_error_clear();
 }
 
+/* Every rank uses the smallest requested BLAS thread count: rank r asks for r + 2. */
+static void test_blas_threads_agreed(void **state) {
+  (void)state;
+  int used = -1;
+  assert_int_equal(dpt_comm_set_blas_threads(&dpt_test_world, dpt_test_world.rank + 2, &used), DPT_OK);
+  assert_int_equal(used, 2);
+  assert_int_equal(dpt_comm_set_blas_threads(&dpt_test_world, 1, &used), DPT_OK); /* as the other tests run */
+  assert_int_equal(used, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shard_range_covers_once),
       cmocka_unit_test(test_agree_lowest_failing_rank),
       cmocka_unit_test(test_agree_any),
+      cmocka_unit_test(test_blas_threads_agreed),
   };
   return dpt_test_run(tests);
 }

@@ -56,8 +56,11 @@ void dpt_shard_range(int64_t n, int parts, int r, int64_t *begin, int64_t *count
 void dpt_shard_batch(int64_t n_global, int64_t micro, int parts, int r, int64_t *begin, int64_t *count);
 
 /* Sets OpenBLAS's thread count: requested > 0 wins; else OPENBLAS_NUM_THREADS from the
- * environment if set; else 1 when several ranks share this node, all cores when alone.
- * Returns the count in use in *used. Not collective. */
+ * environment if set; else 1 when several ranks share this node, all cores when alone; then
+ * the smallest of the ranks' counts, so that every rank's BLAS rounds alike (a threaded dot
+ * product sums in per-thread parts: decisions taken on such values, e.g. in the second-order
+ * solvers, would otherwise differ between ranks). Returns the count in use in *used.
+ * Collective over c. */
 dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used);
 
 #endif
