@@ -96,7 +96,7 @@ dpt_status dpt_dataset_standardize(dpt_dataset *ds) {
     sd[j] = var > 0 ? sqrt(var) : 0;
     if (!(sd[j] > 0)) sd[j] = 1; /* constant feature */
   }
-  DPT_TRY(dpt_dataset_set_standardization(ds, mean, sd));
+  DPT_TRY(dpt_comm_agree(c, dpt_dataset_set_standardization(ds, mean, sd))); /* an allocation: agreed */
 done:
   dpt_free(&rows);
   dpt_free(&x);
