@@ -281,11 +281,7 @@ done:
 static dpt_status writable_dir(const char *path) {
   char dir[4096];
   DPT_CHECK(strlen(path) < sizeof dir, DPT_ERR_INPUT, "%s: path too long", path);
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else if (slash == dir) dir[1] = '\0';
-  else *slash = '\0';
+  dir_of(path, dir, sizeof dir);
   DPT_CHECK(access(dir, W_OK | X_OK) == 0, DPT_ERR_IO, "%s: cannot create: directory %s: %s", path, dir,
             strerror(errno));
   return DPT_OK;
