@@ -9,10 +9,28 @@
 
 #include <cblas.h>
 
+/* A failed MPI call on one rank cannot be agreed (the others are already inside, or about
+ * to enter, a collective that will never complete), so it ends the job: the MPI error string
+ * and this rank go to stderr, then MPI_Abort stops every rank. */
+static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
+  (void)comm;
+  char what[MPI_MAX_ERROR_STRING + 1] = "";
+  int len = 0, rank = -1;
+  if (MPI_Error_string(*code, what, &len) != MPI_SUCCESS) snprintf(what, sizeof what, "error code %d", *code);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  fprintf(stderr, "dptrain: fatal on rank %d: MPI call failed: %s (no rank can go on alone; stopping all)\n", rank,
+          what);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 dpt_status dpt_comm_init_world(dpt_comm *c) {
   memset(c, 0, sizeof *c);
   DPT_CALL_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &c->comm));
-  DPT_CALL_MPI(MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN));
+  MPI_Errhandler fatal;
+  DPT_CALL_MPI(MPI_Comm_create_errhandler(on_mpi_error, &fatal));
+  DPT_CALL_MPI(MPI_Comm_set_errhandler(c->comm, fatal));
+  MPI_Errhandler_free(&fatal); /* the communicator keeps its own reference */
   DPT_CALL_MPI(MPI_Comm_rank(c->comm, &c->rank));
   DPT_CALL_MPI(MPI_Comm_size(c->comm, &c->size));
   MPI_Comm node;

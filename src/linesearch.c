@@ -162,10 +162,10 @@ static dpt_status wolfe(dpt_objective *o, const dpt_ls_params *p, const double *
 
 dpt_status dpt_linesearch(dpt_objective *o, dpt_ls_kind kind, const dpt_ls_params *p, const double *x, double f0,
                           const double *g0, const double *d, double alpha0, double *alpha, double *x_new,
-                          double *f_new, double *g_new, bool *ok) {
+                          double *f_new, double *g_new, double *work, bool *ok) {
   dpt_status st = DPT_OK;
   size_t n = o->n;
-  double *scratch = NULL;
+  double *scratch = NULL; /* owned here when the caller gave no work buffer */
   double dphi0 = 0.0;
   for (size_t i = 0; i < n; ++i) dphi0 += g0[i] * d[i];
   DPT_CHECK(dphi0 < 0, DPT_ERR_INTERNAL, "line search: d is not a descent direction (g·d = %g)", dphi0);
@@ -174,8 +174,11 @@ dpt_status dpt_linesearch(dpt_objective *o, dpt_ls_kind kind, const dpt_ls_param
   if (kind == DPT_LS_ARMIJO) {
     DPT_TRY(armijo(o, p, x, f0, d, dphi0, alpha0, alpha, x_new, f_new, g_new, ok));
   } else if (kind == DPT_LS_WOLFE) {
-    DPT_TRY(dpt_alloc(2 * n, sizeof *scratch, "line search scratch", &scratch));
-    DPT_TRY(wolfe(o, p, x, f0, d, dphi0, alpha0, alpha, x_new, f_new, g_new, ok, scratch, scratch + n));
+    if (!work) {
+      DPT_TRY(dpt_alloc(2 * n, sizeof *scratch, "line search scratch", &scratch));
+      work = scratch;
+    }
+    DPT_TRY(wolfe(o, p, x, f0, d, dphi0, alpha0, alpha, x_new, f_new, g_new, ok, work, work + n));
   } else {
     double dphi;
     *alpha = alpha0;

@@ -26,6 +26,14 @@ struct dpt_so {
   double *H, *W, *ev;          /* newton/sfn dense [n*n], [n*n], [n] */
   double *V;                   /* sfn Lanczos basis [(k+1)*n] */
   double *tmp;                 /* [n] scratch */
+  /* Every buffer an iteration needs is allocated here, in dpt_so_create (whose status the
+   * caller agrees across ranks): an allocation failing on one rank in the middle of an
+   * iteration would leave the others waiting in the objective's collectives. */
+  double *work;                /* [5n]: the loop's g, x_new, g_new, s, y */
+  double *ls_work;             /* wolfe line search [2n] */
+  double *cg_work;             /* newton_cg r, p, Hp [3n] */
+  lapack_int *ipiv;            /* newton pivots [n] */
+  double *lz_T, *lz_theta;     /* sfn Lanczos T [k*k], eigenvalues and coefficients [2k] */
   int nstates;
   dpt_state_info states[12];
 };
@@ -54,6 +62,11 @@ dpt_status dpt_so_create(const dpt_so_options *opt, size_t n, dpt_so **out) {
   DPT_TRY(dpt_calloc(n, sizeof(double), "g_prev", &s->g_prev));
   DPT_TRY(dpt_calloc(n, sizeof(double), "search direction", &s->d));
   DPT_TRY(dpt_calloc(n, sizeof(double), "second-order scratch", &s->tmp));
+  DPT_TRY(dpt_calloc(5 * n, sizeof(double), "second-order iterates", &s->work));
+  if (opt->line_search == DPT_LS_WOLFE)
+    DPT_TRY(dpt_calloc(2 * n, sizeof(double), "line search scratch", &s->ls_work));
+  if (opt->method == DPT_SO_NEWTON_CG) DPT_TRY(dpt_calloc(3 * n, sizeof(double), "Newton-CG vectors", &s->cg_work));
+  if (opt->method == DPT_SO_NEWTON) DPT_TRY(dpt_calloc(n, sizeof(lapack_int), "pivots", &s->ipiv));
   if (opt->method == DPT_SO_BFGS) {
     DPT_TRY(dpt_calloc(n * n, sizeof(double), "BFGS inverse Hessian", &s->Hinv));
     for (size_t i = 0; i < n; ++i) s->Hinv[i * n + i] = 1.0;
@@ -72,6 +85,9 @@ dpt_status dpt_so_create(const dpt_so_options *opt, size_t n, dpt_so **out) {
   if (opt->method == DPT_SO_SFN && !sfn_dense(s)) {
     DPT_CHECK(opt->lanczos_k >= 1, DPT_ERR_INPUT, "optimizer.lanczos_k = %d: expected >= 1", opt->lanczos_k);
     DPT_TRY(dpt_calloc(((size_t)opt->lanczos_k + 1) * n, sizeof(double), "Lanczos basis", &s->V));
+    size_t k = (size_t)opt->lanczos_k < n ? (size_t)opt->lanczos_k : n;
+    DPT_TRY(dpt_calloc(k * k, sizeof(double), "Lanczos T", &s->lz_T));
+    DPT_TRY(dpt_calloc(2 * k, sizeof(double), "Lanczos eigenvalues", &s->lz_theta));
   }
   /* state by name */
   int k = 0;
@@ -111,6 +127,12 @@ void dpt_so_destroy(dpt_so **sp) {
   dpt_free(&s->W);
   dpt_free(&s->ev);
   dpt_free(&s->V);
+  dpt_free(&s->work);
+  dpt_free(&s->ls_work);
+  dpt_free(&s->cg_work);
+  dpt_free(&s->ipiv);
+  dpt_free(&s->lz_T);
+  dpt_free(&s->lz_theta);
   dpt_free(sp);
 }
 
@@ -145,11 +167,8 @@ static dpt_status newton_direction(dpt_so *s, dpt_objective *o, const double *x,
   DPT_CALL(dense_hessian(s, o, x));
   for (size_t i = 0; i < n; ++i) s->d[i] = -g[i];
   if (s->opt.line_search == DPT_LS_NONE && s->opt.damping == 0.0) {
-    lapack_int *ipiv = NULL;
-    DPT_CALL(dpt_alloc(n, sizeof *ipiv, "pivots", &ipiv));
     memcpy(s->W, s->H, n * n * sizeof *s->W);
-    lapack_int info = LAPACKE_dsysv(LAPACK_ROW_MAJOR, 'U', ni, 1, s->W, ni, ipiv, s->d, 1);
-    dpt_free(&ipiv);
+    lapack_int info = LAPACKE_dsysv(LAPACK_ROW_MAJOR, 'U', ni, 1, s->W, ni, s->ipiv, s->d, 1);
     DPT_CHECK(info == 0, DPT_ERR_NUMERIC, "newton: the Hessian is singular (dsysv info %d); set optimizer.damping > 0",
               (int)info);
     return DPT_OK;
@@ -197,16 +216,15 @@ static dpt_status sfn_lanczos_direction(dpt_so *s, dpt_objective *o, const doubl
   int k = s->opt.lanczos_k;
   if ((int64_t)k > (int64_t)n) k = (int)n;
   double gn = cblas_dnrm2((int)n, g, 1);
-  double *T = NULL, *theta = NULL;
-  dpt_status st = DPT_OK;
-  DPT_TRY(dpt_calloc((size_t)k * (size_t)k, sizeof *T, "Lanczos T", &T));
-  DPT_TRY(dpt_calloc(2 * (size_t)k, sizeof *theta, "Lanczos eigenvalues", &theta));
+  double *T = s->lz_T, *theta = s->lz_theta;
+  memset(T, 0, (size_t)k * (size_t)k * sizeof *T);
+  memset(theta, 0, 2 * (size_t)k * sizeof *theta);
   double *c = theta + k; /* [k] coefficients of d in the basis V */
   for (size_t i = 0; i < n; ++i) s->V[i] = g[i] / gn;
   int m = 0; /* steps done */
   for (int j = 0; j < k; ++j) {
     double *v = s->V + (size_t)j * n, *w = s->V + (size_t)(j + 1) * n;
-    DPT_TRY(dpt_objective_hvp(o, x, v, w));
+    DPT_CALL(dpt_objective_hvp(o, x, v, w));
     m = j + 1;
     double alpha = cblas_ddot((int)n, w, 1, v, 1);
     T[j * k + j] = alpha;
@@ -223,7 +241,7 @@ static dpt_status sfn_lanczos_direction(dpt_so *s, dpt_objective *o, const doubl
   }
   /* eigen-decomposition of the leading m×m block of T (lda k) */
   lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', m, T, k, theta);
-  DPT_TRY_CHECK(info == 0, DPT_ERR_NUMERIC, "sfn: dsyevd of the Lanczos matrix failed (info %d)", (int)info);
+  DPT_CHECK(info == 0, DPT_ERR_NUMERIC, "sfn: dsyevd of the Lanczos matrix failed (info %d)", (int)info);
   double emax = 0.0;
   for (int i = 0; i < m; ++i) emax = fmax(emax, fabs(theta[i]));
   double floor_ = 1e-10 * fmax(1.0, emax);
@@ -234,10 +252,7 @@ static dpt_status sfn_lanczos_direction(dpt_so *s, dpt_objective *o, const doubl
   }
   memset(s->d, 0, n * sizeof *s->d);
   for (int a = 0; a < m; ++a) cblas_daxpy((int)n, -gn * c[a], s->V + (size_t)a * n, 1, s->d, 1);
-done:
-  dpt_free(&T);
-  dpt_free(&theta);
-  return st;
+  return DPT_OK;
 }
 
 /* Newton-CG: truncated CG on (H + λI) p = −g, stopping at ‖r‖ ≤ min(0.5, √‖g‖)‖g‖ (N&W
@@ -245,18 +260,14 @@ done:
  * min(n, 250) inner steps. */
 static dpt_status newton_cg_direction(dpt_so *s, dpt_objective *o, const double *x, const double *g) {
   size_t n = s->n;
-  dpt_status st = DPT_OK;
-  double *r = NULL, *p = NULL, *hp = NULL;
-  DPT_TRY(dpt_alloc(3 * n, sizeof *r, "Newton-CG vectors", &r));
-  p = r + n;
-  hp = p + n;
+  double *r = s->cg_work, *p = r + n, *hp = p + n;
   double gn = cblas_dnrm2((int)n, g, 1), eps = fmin(0.5, sqrt(gn)) * gn;
   memset(s->d, 0, n * sizeof *s->d);
   for (size_t i = 0; i < n; ++i) r[i] = -g[i], p[i] = -g[i];
   double rr = gn * gn;
   int maxit = n < 250 ? (int)n : 250;
   for (int j = 0; j < maxit; ++j) {
-    DPT_TRY(dpt_objective_hvp(o, x, p, hp));
+    DPT_CALL(dpt_objective_hvp(o, x, p, hp));
     cblas_daxpy((int)n, s->opt.damping, p, 1, hp, 1);
     double php = cblas_ddot((int)n, p, 1, hp, 1);
     if (php <= 0) {
@@ -273,9 +284,7 @@ static dpt_status newton_cg_direction(dpt_so *s, dpt_objective *o, const double 
     for (size_t i = 0; i < n; ++i) p[i] = r[i] + beta * p[i];
     rr = rr_new;
   }
-done:
-  dpt_free(&r);
-  return st;
+  return DPT_OK;
 }
 
 /* L-BFGS two-loop recursion (N&W Alg. 7.4): d = −H_k g with H_k⁰ = γI, γ = sᵀy/yᵀy of the
@@ -414,15 +423,10 @@ dpt_status dpt_so_minimize(dpt_so *s, dpt_objective *o, double *x, dpt_so_log_fn
   dpt_status st = DPT_OK;
   size_t n = s->n;
   int ni = (int)n;
-  double *g = NULL, *x_new = NULL, *g_new = NULL, *sv = NULL, *yv = NULL;
+  double *g = s->work, *x_new = g + n, *g_new = x_new + n, *sv = g_new + n, *yv = sv + n;
   DPT_CHECK(o->n == n, DPT_ERR_INTERNAL, "objective has %zu variables, solver %zu", o->n, n);
   int64_t evals0 = o->evals, hvps0 = o->hvps;
   memset(res, 0, sizeof *res);
-  DPT_TRY(dpt_alloc(n, sizeof *g, "gradient", &g));
-  DPT_TRY(dpt_alloc(n, sizeof *x_new, "trial point", &x_new));
-  DPT_TRY(dpt_alloc(n, sizeof *g_new, "trial gradient", &g_new));
-  DPT_TRY(dpt_alloc(n, sizeof *sv, "s", &sv));
-  DPT_TRY(dpt_alloc(n, sizeof *yv, "y", &yv));
   double f;
   DPT_TRY(dpt_objective_eval(o, x, &f, g));
   DPT_TRY_CHECK(isfinite(f), DPT_ERR_NUMERIC, "second-order: the loss at the starting point is not finite (%g)", f);
@@ -458,7 +462,7 @@ dpt_status dpt_so_minimize(dpt_so *s, dpt_objective *o, double *x, dpt_so_log_fn
         DPT_TRY(direction(s, o, x, f, g, true, &alpha0));
       }
       DPT_TRY(dpt_linesearch(o, s->opt.line_search, &s->opt.ls, x, f, g, s->d, alpha0, &alpha, x_new, &f_new,
-                             g_new, &ok));
+                             g_new, s->ls_work, &ok));
       if (!ok && alpha == 0.0) {
         if (reset) {
           res->stop = DPT_SO_STOP_LINESEARCH;
@@ -501,10 +505,5 @@ dpt_status dpt_so_minimize(dpt_so *s, dpt_objective *o, double *x, dpt_so_log_fn
   res->f = f;
   res->gnorm = gnorm;
 done:
-  dpt_free(&g);
-  dpt_free(&x_new);
-  dpt_free(&g_new);
-  dpt_free(&sv);
-  dpt_free(&yv);
   return st;
 }

@@ -24,8 +24,15 @@ static void wolfe_conditions_hold(void **state) {
         d[0] = -g0[0];
         d[1] = -g0[1];
         double dphi0 = g0[0] * d[0] + g0[1] * d[1];
-        assert_dpt_ok(dpt_linesearch(&o, DPT_LS_WOLFE, &p, x, f0, g0, d, trials[t], &alpha, xn, &fn, gn, &ok));
+        assert_dpt_ok(dpt_linesearch(&o, DPT_LS_WOLFE, &p, x, f0, g0, d, trials[t], &alpha, xn, &fn, gn, NULL, &ok));
         assert_true(ok);
+        /* the caller's work buffer instead of the internal one: the same search, bitwise */
+        double work[4], xw[2], fw, gw[2], alpha_w;
+        bool ok_w;
+        assert_dpt_ok(dpt_linesearch(&o, DPT_LS_WOLFE, &p, x, f0, g0, d, trials[t], &alpha_w, xw, &fw, gw, work, &ok_w));
+        assert_true(ok_w);
+        assert_float_equal(alpha_w, alpha, 0.0);
+        assert_float_equal(fw, fn, 0.0);
         double fchk, gchk[2];
         assert_dpt_ok(dpt_objective_eval(&o, xn, &fchk, gchk));
         /* x_new, f_new, g_new are those of x + αd, to rounding of the update (1e-12 relative) */
@@ -52,7 +59,7 @@ static void wolfe_cubic_exact_on_quadratic(void **state) {
   double astar = -(g0[0] * d[0] + g0[1] * d[1]) / (d[0] * Ad0 + d[1] * Ad1);
   dpt_ls_params p = params;
   p.c2 = 1e-3; /* only near-exact steps pass */
-  assert_dpt_ok(dpt_linesearch(&o, DPT_LS_WOLFE, &p, x, f0, g0, d, 3.0 * astar, &alpha, xn, &fn, gn, &ok));
+  assert_dpt_ok(dpt_linesearch(&o, DPT_LS_WOLFE, &p, x, f0, g0, d, 3.0 * astar, &alpha, xn, &fn, gn, NULL, &ok));
   assert_true(ok);
   /* the cubic through two exact points of a parabola is the parabola: α* to rounding */
   assert_float_equal(alpha, astar, 1e-12 * astar);
@@ -68,7 +75,7 @@ static void armijo_backtracks(void **state) {
   d[0] = -g0[0];
   d[1] = -g0[1];
   double dphi0 = g0[0] * d[0] + g0[1] * d[1];
-  assert_dpt_ok(dpt_linesearch(&o, DPT_LS_ARMIJO, &params, x, f0, g0, d, 1.0, &alpha, xn, &fn, gn, &ok));
+  assert_dpt_ok(dpt_linesearch(&o, DPT_LS_ARMIJO, &params, x, f0, g0, d, 1.0, &alpha, xn, &fn, gn, NULL, &ok));
   assert_true(ok);
   assert_true(alpha < 1.0 && alpha > 0.0);
   assert_true(fn <= f0 + params.c1 * alpha * dphi0);
@@ -91,7 +98,7 @@ static void ascent_direction_refused(void **state) {
   double x[2] = {-1.2, 1.0}, f0, g0[2], xn[2], fn, gn[2], alpha;
   bool ok;
   assert_dpt_ok(dpt_objective_eval(&o, x, &f0, g0));
-  assert_dpt_fails(dpt_linesearch(&o, DPT_LS_WOLFE, &params, x, f0, g0, g0, 1.0, &alpha, xn, &fn, gn, &ok),
+  assert_dpt_fails(dpt_linesearch(&o, DPT_LS_WOLFE, &params, x, f0, g0, g0, 1.0, &alpha, xn, &fn, gn, NULL, &ok),
                    DPT_ERR_INTERNAL, "not a descent direction");
 }
 

@@ -3,7 +3,13 @@
  *
  * comm is the only module that calls MPI for training traffic. A dpt_comm is a value type
  * owned by whoever declares it; it duplicates MPI_COMM_WORLD (so dptrain's traffic never
- * mixes with the user's) and frees the duplicate in dpt_comm_finalize(). */
+ * mixes with the user's) and frees the duplicate in dpt_comm_finalize().
+ *
+ * An MPI call that fails on c->comm (or on a communicator derived from it, which inherits
+ * the handler) prints "dptrain: fatal on rank R: MPI call failed: <MPI's message>" and calls
+ * MPI_Abort: one rank cannot report such a failure to ranks already waiting in a collective,
+ * so returning an error would leave them blocked. The checks of MPI return codes that remain
+ * in the code serve communicators made elsewhere (MPI_COMM_SELF in benchmarks). */
 #ifndef DPTRAIN_COMM_H
 #define DPTRAIN_COMM_H
 
@@ -13,7 +19,7 @@
 #include "dptrain/error.h"
 
 typedef struct dpt_comm {
-  MPI_Comm comm;      /* duplicate of MPI_COMM_WORLD, MPI_ERRORS_RETURN */
+  MPI_Comm comm;      /* duplicate of MPI_COMM_WORLD; a failed call on it aborts the job */
   int rank, size;     /* in comm */
   int local_rank;     /* rank among the ranks on this node */
   int local_size;     /* number of ranks on this node */

@@ -85,8 +85,9 @@ int dpt_status_exit_code(dpt_status code);
     }                                                                           \
   } while (0)
 
-/* Wraps an MPI call (the communicator's error handler must be MPI_ERRORS_RETURN for a
- * failure to come back here; dpt_comm_init_world sets it). */
+/* Wraps an MPI call. A failure comes back here only on an object whose error handler
+ * returns (MPI_ERRORS_RETURN); on a dpt_comm's communicator it has already aborted the job
+ * (see comm.h). */
 #define DPT_CALL_MPI(expr)                                                         \
   do {                                                                             \
     int dpt_m_ = (expr);                                                           \

@@ -81,10 +81,12 @@ dpt_status dpt_ls_params_check(const dpt_ls_params *p, dpt_ls_kind kind);
  * |∇f(x_new)·d| ≤ c2 |g0·d|). When !ok, x_new is the best point seen (f_new ≤ f0, or α = 0
  * and x_new = x). Armijo: backtracking α ← α/2 with a safeguarded quadratic interpolation.
  * Wolfe: N&W Algorithm 3.5 (bracketing, α doubling up to alpha_max) and 3.6 (zoom, cubic
- * interpolation safeguarded to the inner 80 % of the bracket). */
+ * interpolation safeguarded to the inner 80 % of the bracket). work: [2n] scratch for
+ * Wolfe, borrowed (NULL: allocated and freed here; a distributed objective should pass it,
+ * so that no allocation can fail on one rank between the objective's collectives). */
 dpt_status dpt_linesearch(dpt_objective *o, dpt_ls_kind kind, const dpt_ls_params *p, const double *x, double f0,
                           const double *g0, const double *d, double alpha0, double *alpha, double *x_new,
-                          double *f_new, double *g_new, bool *ok);
+                          double *f_new, double *g_new, double *work, bool *ok);
 
 /* ---- solvers -------------------------------------------------------------------------- */
 
