@@ -2,6 +2,7 @@
  * collective transfer, CRC-32 per tensor), scalar/string attributes, atomic commit
  * (tmp -> flush -> close -> fsync -> barrier -> rename -> fsync dir). See checkpoint.h. */
 #include "dptrain/checkpoint.h"
+#include "h5_mpio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,9 +253,8 @@ static void dir_of(const char *path, char *out, size_t n) {
 
 /* ---- writing ------------------------------------------------------------------------------------ */
 
-static dpt_status create_local(const dpt_comm *c, const char *path, const char *format, dpt_ckpt_file *f) {
-  dpt_status st = DPT_OK;
-  hid_t fapl = H5I_INVALID_HID;
+/* Local: the handle's names. */
+static dpt_status create_prepare(const dpt_comm *c, const char *path, const char *format, dpt_ckpt_file *f) {
   h5_quiet();
   f->c = *c;
   f->file = H5I_INVALID_HID;
@@ -265,16 +265,7 @@ static dpt_status create_local(const dpt_comm *c, const char *path, const char *
   snprintf(f->path, sizeof f->path, "%s", path);
   snprintf(f->tmp, sizeof f->tmp, "%s.tmp", path);
   snprintf(f->format, sizeof f->format, "%s", format);
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
-  DPT_TRY_CHECK(fapl >= 0 && H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL) >= 0 &&
-                    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0 &&
-                    H5Pset_coll_metadata_write(fapl, true) >= 0,
-                DPT_ERR_IO, "%s: file access properties: %s", f->tmp, h5_reason());
-  f->file = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  DPT_TRY_CHECK(f->file >= 0, DPT_ERR_IO, "%s: cannot create: %s", f->tmp, h5_reason());
-done:
-  if (fapl >= 0) H5Pclose(fapl);
-  return st;
+  return DPT_OK;
 }
 
 /* Local: can this rank create files in the directory of path? */
@@ -290,11 +281,20 @@ static dpt_status writable_dir(const char *path) {
 dpt_status dpt_ckpt_create(const dpt_comm *c, const char *path, const char *format, dpt_ckpt_file **out) {
   *out = NULL;
   dpt_ckpt_file *f = NULL;
+  hid_t fapl = H5I_INVALID_HID;
   dpt_status st = dpt_calloc(1, sizeof *f, "checkpoint handle", &f);
+  if (st == DPT_OK) f->file = H5I_INVALID_HID;
   if (st == DPT_OK) st = writable_dir(path);
-  st = dpt_comm_agree(c, st); /* no rank enters the collective create alone */
-  if (st == DPT_OK) st = create_local(c, path, format, f);
-  st = dpt_comm_agree(c, st);
+  if (st == DPT_OK) st = create_prepare(c, path, format, f);
+  st = dpt_comm_agree(c, st); /* no rank enters the collective create alone (h5_mpio.h) */
+  if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, f->tmp, DPT_H5_CREATE, &fapl);
+  if (st == DPT_OK) {
+    f->file = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f->file < 0) st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot create: %s", f->tmp,
+                                        h5_reason());
+    st = dpt_comm_agree_collective(c, st, "creating the checkpoint file");
+  }
+  if (fapl >= 0) H5Pclose(fapl);
   if (st == DPT_OK) {
     int64_t version = DPT_CKPT_FORMAT_VERSION;
     st = dpt_ckpt_put_string(f, "format", format);
@@ -415,6 +415,8 @@ dpt_status dpt_ckpt_put_string(dpt_ckpt_file *f, const char *name, const char *s
   return dpt_comm_agree(&f->c, st);
 }
 
+dpt_status dpt_ckpt_agree(const dpt_ckpt_file *f, dpt_status local) { return dpt_comm_agree(&f->c, local); }
+
 static dpt_status verify_written(dpt_ckpt_file *w) {
   dpt_status st = DPT_OK;
   dpt_ckpt_file *r = NULL;
@@ -438,11 +440,18 @@ done:
   dpt_free(&buf);
   dpt_ckpt_close(&r);
   if (st != DPT_OK) {
+    /* the agreed message may start with the failing rank ("rank R: "): it stays in front */
+    const char *inner = dpt_error_message(), *colon = strstr(inner, ": ");
+    int rank_len = !strncmp(inner, "rank ", 5) && colon ? (int)(colon + 2 - inner) : 0;
     char msg[1024 + 4200];
-    snprintf(msg, sizeof msg, "%s: written but does not read back intact (disk full?): %s", w->tmp,
-             dpt_error_message());
-    dpt_error_replace(DPT_ERR_IO, msg);
-    st = DPT_ERR_IO;
+    if (st == DPT_ERR_MEMORY) /* the check itself could not run: say so, not "damaged" */
+      snprintf(msg, sizeof msg, "%.*s%s: cannot verify the written file: %s", rank_len, inner, w->tmp,
+               inner + rank_len);
+    else
+      snprintf(msg, sizeof msg, "%.*s%s: written but does not read back intact (disk full?): %s", rank_len, inner,
+               w->tmp, inner + rank_len);
+    if (st != DPT_ERR_MEMORY) st = DPT_ERR_IO;
+    dpt_error_replace(st, msg);
   }
   return st;
 }
@@ -539,22 +548,26 @@ done:
   return st;
 }
 
-static dpt_status open_local(const dpt_comm *c, const char *path, const char *const *formats, bool allow_unmarked,
-                             dpt_ckpt_file *f) {
-  dpt_status st = DPT_OK;
-  hid_t fapl = H5I_INVALID_HID, root = H5I_INVALID_HID;
-  char *format = NULL;
+/* Local: can this rank read path, and is it HDF5? Agreed before the collective open, so that
+ * a file one rank cannot see (a node-local path) stops every rank instead of leaving the
+ * others in H5Fopen (h5_mpio.h). */
+static dpt_status open_prepare(const dpt_comm *c, const char *path, dpt_ckpt_file *f) {
   h5_quiet();
   f->c = *c;
   f->file = H5I_INVALID_HID;
   DPT_CHECK(strlen(path) < sizeof f->path, DPT_ERR_INPUT, "%s: path too long", path);
   snprintf(f->path, sizeof f->path, "%s", path);
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
-  DPT_TRY_CHECK(fapl >= 0 && H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL) >= 0, DPT_ERR_IO,
-                "%s: file access properties: %s", path, h5_reason());
-  f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-  DPT_TRY_CHECK(f->file >= 0, DPT_ERR_FORMAT, "%s: not a readable HDF5 file (truncated or damaged?): %s", path,
-                h5_reason());
+  DPT_CHECK(access(path, R_OK) == 0, DPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  DPT_CHECK(H5Fis_hdf5(path) > 0, DPT_ERR_FORMAT, "%s: not an HDF5 file (truncated or damaged?)", path);
+  return DPT_OK;
+}
+
+/* Local, after the collective open: the format marks (agreed by the caller). */
+static dpt_status open_check(dpt_ckpt_file *f, const char *const *formats, bool allow_unmarked) {
+  dpt_status st = DPT_OK;
+  hid_t root = H5I_INVALID_HID;
+  char *format = NULL;
+  const char *path = f->path;
   root = H5Gopen2(f->file, "/", H5P_DEFAULT);
   DPT_TRY_CHECK(root >= 0, DPT_ERR_FORMAT, "%s: root group: %s", path, h5_reason());
   if (H5Aexists(root, "format") > 0) {
@@ -584,7 +597,6 @@ static dpt_status open_local(const dpt_comm *c, const char *path, const char *co
 done:
   dpt_free(&format);
   if (root >= 0) H5Gclose(root);
-  if (fapl >= 0) H5Pclose(fapl);
   return st;
 }
 
@@ -592,13 +604,21 @@ dpt_status dpt_ckpt_open(const dpt_comm *c, const char *path, const char *const 
                          dpt_ckpt_file **out) {
   *out = NULL;
   dpt_ckpt_file *f = NULL;
+  hid_t fapl = H5I_INVALID_HID;
   dpt_status st = dpt_calloc(1, sizeof *f, "checkpoint handle", &f);
-  /* a file one rank cannot read (a node-local path) must stop every rank before the
-   * collective open, not leave the others in it */
-  if (st == DPT_OK && access(path, R_OK) != 0)
-    st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot open: %s", path, strerror(errno));
+  if (st == DPT_OK) f->file = H5I_INVALID_HID;
+  if (st == DPT_OK) st = open_prepare(c, path, f);
   st = dpt_comm_agree(c, st);
-  if (st == DPT_OK) st = open_local(c, path, formats, allow_unmarked, f);
+  if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, path, 0, &fapl);
+  if (st == DPT_OK) {
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->file < 0)
+      st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                         "%s: not a readable HDF5 file (truncated or damaged?): %s", path, h5_reason());
+    st = dpt_comm_agree_collective(c, st, "opening the checkpoint file");
+  }
+  if (fapl >= 0) H5Pclose(fapl);
+  if (st == DPT_OK) st = open_check(f, formats, allow_unmarked);
   st = dpt_comm_agree(c, st);
   if (st != DPT_OK) {
     if (f) {

@@ -81,6 +81,15 @@ dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local) {
   return dpt_comm_agree_any(c, local, false, &unused);
 }
 
+dpt_status dpt_comm_agree_collective(const dpt_comm *c, dpt_status local, const char *what) {
+  bool any_ok;
+  dpt_status st = dpt_comm_agree_any(c, local, local == DPT_OK, &any_ok);
+  if (st == DPT_OK || !any_ok) return st;
+  if (c->rank == 0) dpt_comm_abort(c, "%s succeeded on some ranks only; %s", what, dpt_error_message());
+  for (int waited = 0; waited < 60; ++waited) sleep(1); /* rank 0's MPI_Abort ends this rank */
+  dpt_comm_abort(c, "%s succeeded on some ranks only, and rank 0 did not abort within 60 s", what);
+}
+
 dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any) {
   int in = local ? 1 : 0, out = 0;
   DPT_CALL_MPI(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->comm));

@@ -1,6 +1,7 @@
 /* dataset.c — HDF5 dataset: validation at open, collective row reads (see dataset.h). */
 #include "dptrain/dataset.h"
 #include "dataset_internal.h"
+#include "h5_mpio.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -83,7 +84,7 @@ static dpt_status shape_of(const char *path, const char *name, hid_t d, int *ran
 
 /* Local: can this rank read the file, and is it HDF5? Agreed before the collective open, so
  * that a file one rank cannot see (a node-local path) stops every rank instead of leaving the
- * others in H5Fopen. */
+ * others in H5Fopen (h5_mpio.h). */
 static dpt_status check_file(const char *path, const char *split) {
   htri_t is = H5Fis_hdf5(path);
   if (is < 0) {
@@ -94,16 +95,9 @@ static dpt_status check_file(const char *path, const char *split) {
   return DPT_OK;
 }
 
-/* Collective: every rank opens the file and reads the same metadata (collective metadata
+/* Collective, after the open: every rank reads the same metadata (collective metadata
  * reads), so every check below fails alike on all ranks. */
-static dpt_status open_file(dpt_dataset *ds, const char *path, const char *split) {
-  const dpt_comm *c = ds->c;
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
-  H5Pset_all_coll_metadata_ops(fapl, 1);
-  ds->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-  H5Pclose(fapl);
-  DPT_CHECK(ds->file >= 0, DPT_ERR_FORMAT, "%s: cannot open as HDF5 (truncated or damaged?)", path);
+static dpt_status read_layout(dpt_dataset *ds, const char *path, const char *split) {
   ds->has_val = H5Lexists(ds->file, "X_val", H5P_DEFAULT) > 0 && H5Lexists(ds->file, "y_val", H5P_DEFAULT) > 0;
   bool val = !strcmp(split, "val") && ds->has_val;
   const char *xn = val ? "X_val" : "X", *yn = val ? "y_val" : "y";
@@ -224,9 +218,19 @@ dpt_status dpt_dataset_open(const dpt_comm *c, const char *path, const char *spl
     st = dpt_alloc(len, 1, "dataset path", &ds->path);
     if (st == DPT_OK) memcpy(ds->path, path, len);
   }
+  hid_t fapl = H5I_INVALID_HID;
   if (st == DPT_OK) st = check_file(path, split);
   st = dpt_comm_agree(c, st);
-  if (st == DPT_OK) st = open_file(ds, path, split);
+  if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, path, DPT_H5_COLL_READS, &fapl);
+  if (st == DPT_OK) {
+    ds->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (ds->file < 0)
+      st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                         "%s: cannot open as HDF5 (truncated or damaged?)", path);
+    st = dpt_comm_agree_collective(c, st, "opening the dataset file");
+  }
+  if (fapl >= 0) H5Pclose(fapl);
+  if (st == DPT_OK) st = read_layout(ds, path, split);
   st = dpt_comm_agree(c, st);
   if (st == DPT_OK && ds->y_is_labels) st = scan_labels(ds, split);
   st = dpt_comm_agree(c, st);
@@ -247,36 +251,54 @@ static int cmp_row(const void *a, const void *b) {
   return (x->row > y->row) - (x->row < y->row);
 }
 
-/* Collective read of the distinct sorted rows of d_id (cols values each) into tmp. */
+/* Collective: reads the file selection fs into memory selection ms (built by the caller on
+ * this rank; ok says whether building them succeeded) of d_id into dst, and closes both.
+ * Whether every rank built its selections is agreed first: a rank that could not must not
+ * leave the others in the collective H5Dread. what: the rows, for the message. */
+static dpt_status read_selected(dpt_dataset *ds, hid_t d_id, hid_t fs, hid_t ms, bool ok, hid_t memtype, void *dst,
+                                const char *what) {
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  ok = ok && fs >= 0 && ms >= 0 && dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) >= 0;
+  dpt_status st = ok ? DPT_OK
+                     : dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot select %s for reading",
+                                     ds->path, what);
+  st = dpt_comm_agree(ds->c, st);
+  if (st == DPT_OK && H5Dread(d_id, memtype, ms, fs, dxpl, dst) < 0)
+    st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: reading %s failed (truncated file?)", ds->path,
+                       what);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  return st;
+}
+
+/* Collective: the distinct rows of rp[0..n) (sorted by row) read in one collective call,
+ * each once, into tmp in row order; *distinct = how many. */
 static dpt_status read_sorted(dpt_dataset *ds, hid_t d_id, const row_pos *rp, int64_t n, int64_t *distinct,
                               int64_t cols, hid_t memtype, void *tmp) {
-  hid_t fs = H5Dget_space(d_id), ms = -1, dxpl = H5Pcreate(H5P_DATASET_XFER);
-  int rank = H5Sget_simple_extent_ndims(fs);
-  H5Sselect_none(fs);
+  hid_t fs = H5Dget_space(d_id), ms = H5I_INVALID_HID;
+  int rank = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+  bool ok = rank >= 1 && H5Sselect_none(fs) >= 0;
   int64_t m = 0;
-  for (int64_t i = 0; i < n;) {
+  for (int64_t i = 0; ok && i < n;) {
     int64_t j = i + 1;
     while (j < n && rp[j].row <= rp[j - 1].row + 1) ++j; /* a run of consecutive (or equal) rows */
     hsize_t start[2] = {(hsize_t)rp[i].row, 0}, cnt[2] = {(hsize_t)(rp[j - 1].row - rp[i].row + 1), (hsize_t)cols};
-    H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, cnt, NULL);
+    ok = H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, cnt, NULL) >= 0;
     m += (int64_t)cnt[0];
     i = j;
   }
-  if (m > 0) {
+  if (ok && m > 0) {
     hsize_t mdims[2] = {(hsize_t)m, (hsize_t)cols};
     ms = H5Screate_simple(rank, mdims, NULL);
-  } else {
+  } else if (ok) {
     ms = H5Scopy(fs);
-    H5Sselect_none(ms);
+    ok = ms >= 0 && H5Sselect_none(ms) >= 0;
   }
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  herr_t e = H5Dread(d_id, memtype, ms, fs, dxpl, tmp);
-  H5Pclose(dxpl);
-  H5Sclose(ms);
-  H5Sclose(fs);
   *distinct = m;
-  DPT_CHECK(e >= 0, DPT_ERR_IO, "%s: reading %lld rows failed (truncated file?)", ds->path, (long long)m);
-  return DPT_OK;
+  char what[64];
+  snprintf(what, sizeof what, "%lld rows", (long long)m);
+  return read_selected(ds, d_id, fs, ms, ok, memtype, tmp, what);
 }
 
 /* Any rows: sorted, each distinct row read once into a staging buffer, then scattered. */
@@ -366,25 +388,21 @@ done:
 /* Collective read of rows [first, first + m) of d_id (cols values each) straight into dst. */
 static dpt_status read_run(dpt_dataset *ds, hid_t d_id, int64_t first, int64_t m, int64_t cols, hid_t memtype,
                            void *dst) {
-  hid_t fs = H5Dget_space(d_id), ms, dxpl = H5Pcreate(H5P_DATASET_XFER);
-  int rank = H5Sget_simple_extent_ndims(fs);
+  hid_t fs = H5Dget_space(d_id), ms = H5I_INVALID_HID;
+  int rank = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
   hsize_t start[2] = {(hsize_t)first, 0}, cnt[2] = {(hsize_t)m, (hsize_t)cols};
-  if (m > 0) {
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+  bool ok = rank >= 1;
+  if (ok && m > 0) {
+    ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0;
     ms = H5Screate_simple(rank, cnt, NULL);
-  } else {
-    H5Sselect_none(fs);
+  } else if (ok) {
+    ok = H5Sselect_none(fs) >= 0;
     ms = H5Scopy(fs);
-    H5Sselect_none(ms);
+    ok = ok && ms >= 0 && H5Sselect_none(ms) >= 0;
   }
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  herr_t e = H5Dread(d_id, memtype, ms, fs, dxpl, dst);
-  H5Pclose(dxpl);
-  H5Sclose(ms);
-  H5Sclose(fs);
-  DPT_CHECK(e >= 0, DPT_ERR_IO, "%s: reading rows %lld..%lld failed (truncated file?)", ds->path, (long long)first,
-            (long long)(first + m));
-  return DPT_OK;
+  char what[80];
+  snprintf(what, sizeof what, "rows %lld..%lld", (long long)first, (long long)(first + m));
+  return read_selected(ds, d_id, fs, ms, ok, memtype, dst, what);
 }
 
 /* First row (from first) of m [m, cols] rows holding a non-finite value, -1 when none. */

@@ -149,8 +149,8 @@ static dpt_status create(dpt_model *m, dpt_config *cfg) {
               "[layer.%d]: no such layer: model.layers lists %d hidden layers, so the layers are layer.0 .. layer.%d "
               "(layer.%d is the output layer)",
               sec[i], n_hidden, n_hidden, n_hidden);
-  m->n_layers = n_hidden + 1;
-  DPT_CALL(dpt_calloc((size_t)m->n_layers, sizeof *m->layers, "layers", &m->layers));
+  DPT_CALL(dpt_calloc((size_t)n_hidden + 1, sizeof *m->layers, "layers", &m->layers));
+  m->n_layers = n_hidden + 1; /* only now: dpt_model_destroy walks layers[0 .. n_layers) */
   int64_t width = m->n_in;
   for (int i = 0; i < m->n_layers; ++i) {
     dpt_layer *L = &m->layers[i];

@@ -79,8 +79,8 @@ dpt_status dpt_modelfile_put(dpt_ckpt_file *f, dpt_model *m, dpt_task task, dpt_
     DPT_CALL(dpt_ckpt_put_tensor(f, "model/standardize/std", DPT_F64, 1, shape, stdz->std));
   }
   char *text = NULL;
-  DPT_CALL(dpt_config_to_string(cfg, &text));
-  dpt_status st = dpt_ckpt_put_string(f, "config", text);
+  dpt_status st = dpt_ckpt_agree(f, dpt_config_to_string(cfg, &text)); /* allocates: may fail on one rank */
+  if (st == DPT_OK) st = dpt_ckpt_put_string(f, "config", text);
   free(text);
   return st;
 }

@@ -2,8 +2,12 @@
 #include "dptrain/types.h"
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mpi.h>
 
 size_t dpt_dtype_size(dpt_dtype t) { return t == DPT_F64 ? sizeof(double) : sizeof(float); }
 
@@ -33,11 +37,28 @@ dpt_status dpt_cast_int(int64_t v, const char *what, int *out) {
   return DPT_OK;
 }
 
+/* Test hook: DPT_FAULT=alloc@N makes the N-th dpt_alloc/dpt_calloc (counted from 1) on rank
+ * DPT_FAULT_RANK (default 0) of MPI_COMM_WORLD fail as if memory were exhausted, so the tests
+ * can check that an allocation failing on one rank anywhere stops every rank (no hang). */
+static bool injected_failure(void) {
+  static int64_t target = -1, calls = 0;
+  if (target < 0) {
+    target = 0;
+    const char *spec = getenv("DPT_FAULT"), *rank_s = getenv("DPT_FAULT_RANK");
+    int init = 0, rank = 0;
+    if (spec && !strncmp(spec, "alloc@", 6) && MPI_Initialized(&init) == MPI_SUCCESS && init &&
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS && rank == (rank_s && *rank_s ? atoi(rank_s) : 0))
+      target = strtoll(spec + 6, NULL, 10);
+  }
+  return target > 0 && ++calls == target;
+}
+
 dpt_status dpt_alloc(size_t count, size_t size, const char *what, void *out) {
   void **p = (void **)out;
   *p = NULL;
   DPT_CHECK(size == 0 || count <= SIZE_MAX / size, DPT_ERR_MEMORY, "%s: %zu x %zu bytes overflows", what, count, size);
   size_t bytes = count * size;
+  DPT_CHECK(!injected_failure(), DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes (injected: DPT_FAULT)", what, bytes);
   *p = malloc(bytes ? bytes : 1);
   DPT_CHECK(*p != NULL, DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, bytes);
   return DPT_OK;
@@ -47,6 +68,8 @@ dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out) {
   void **p = (void **)out;
   *p = NULL;
   DPT_CHECK(size == 0 || count <= SIZE_MAX / size, DPT_ERR_MEMORY, "%s: %zu x %zu bytes overflows", what, count, size);
+  DPT_CHECK(!injected_failure(), DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes (injected: DPT_FAULT)", what,
+            count * size);
   *p = calloc(count ? count : 1, size ? size : 1);
   DPT_CHECK(*p != NULL, DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, count * size);
   return DPT_OK;

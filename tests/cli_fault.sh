@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# cli_fault.sh — an MPI call that fails on one rank only (a truncated receive on the last
-# rank while the others wait in a barrier) ends every rank within seconds: one line naming
-# the rank and MPI's reason, a non-zero exit, no hang.
+# cli_fault.sh — failures on one rank that cannot be agreed end every rank within seconds,
+# with one line naming the rank and the cause and a non-zero exit, no hang: an MPI call that
+# fails on one rank only (a truncated receive on the last rank while the others wait in a
+# barrier), and a collective open that failed on the last rank only.
 # dpt-test: timeout=120
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
@@ -16,6 +17,18 @@ for np in 2 3; do
   check "$np ranks: one line names rank $last and the MPI error" \
     "[ \$(grep -c '^dptrain: fatal on rank $last: MPI call failed: .*TRUNCATE\\|^dptrain: fatal on rank $last: MPI call failed: .*truncat' $dir/out$np.txt) = 1 ]"
   check "$np ranks: the call did not return" "! grep -q 'instead of aborting' $dir/out$np.txt"
+done
+for np in 2 3; do
+  start=$(date +%s)
+  timeout 60 $MPIEXEC -n $np "$DPT_FAULT_MPI" collective > "$dir/coll$np.txt" 2>&1
+  rc=$?
+  took=$(( $(date +%s) - start ))
+  last=$((np - 1))
+  check "collective, $np ranks: non-zero exit, not the timeout's (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
+  check "collective, $np ranks: stopped within 30 s (took $took s)" "[ $took -lt 30 ]"
+  check "collective, $np ranks: one line, from rank 0, naming the failing rank $last and its error" \
+    "[ \$(grep -c '^dptrain: fatal' $dir/coll$np.txt) = 1 ] && grep -q '^dptrain: fatal on rank 0: opening the test file succeeded on some ranks only; rank $last: test.h5: cannot open\$' $dir/coll$np.txt"
+  check "collective, $np ranks: the call did not return" "! grep -q 'instead of aborting' $dir/coll$np.txt"
 done
 [ $fail = 0 ] || cat "$dir"/out*.txt
 exit $fail

@@ -236,6 +236,17 @@ static void test_path_missing_on_one_rank(void **state) {
   dpt_ckpt_file *f = NULL;
   assert_dpt_fails(dpt_ckpt_open(c, c->rank == last ? path : good, ckpt_formats, false, &f), DPT_ERR_IO, want);
   assert_null(f);
+  /* readable on every rank, but not an HDF5 file on the last: refused before the collective open */
+  snprintf(path, sizeof path, "%s/text.h5", dir);
+  if (c->rank == last) {
+    FILE *t = fopen(path, "w");
+    assert_non_null(t);
+    fputs("not hdf5\n", t);
+    fclose(t);
+  }
+  snprintf(want, sizeof want, "%s: not", path);
+  assert_dpt_fails(dpt_ckpt_open(c, c->rank == last ? path : good, ckpt_formats, false, &f), DPT_ERR_FORMAT, want);
+  assert_null(f);
   snprintf(path, sizeof path, "%s/no-such-dir/ck.h5", dir);
   snprintf(want, sizeof want, "%s: cannot create: directory %s/no-such-dir", path, dir);
   assert_dpt_fails(dpt_ckpt_create(c, c->rank == last ? path : good, DPT_CKPT_FORMAT_CHECKPOINT, &f), DPT_ERR_IO,

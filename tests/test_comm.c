@@ -68,6 +68,19 @@ static void test_agree_any(void **state) {
   dpt_error_clear();
 }
 
+/* A collective call's outcome: succeeded everywhere, or failed everywhere (the lowest
+ * failing rank's message on every rank). Failed on some ranks only aborts the job: that case
+ * is cli_fault.sh's (it cannot return). */
+static void test_agree_collective(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  assert_int_equal(dpt_comm_agree_collective(c, DPT_OK, "opening"), DPT_OK);
+  dpt_status local = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "cannot open r%d", c->rank);
+  assert_int_equal(dpt_comm_agree_collective(c, local, "opening"), DPT_ERR_IO);
+  assert_non_null(strstr(dpt_error_message(), "cannot open r0"));
+  dpt_error_clear();
+}
+
 /* Every rank uses the smallest requested BLAS thread count: rank r asks for r + 2. */
 static void test_blas_threads_agreed(void **state) {
   (void)state;
@@ -83,6 +96,7 @@ int main(void) {
       cmocka_unit_test(test_shard_range_covers_once),
       cmocka_unit_test(test_agree_lowest_failing_rank),
       cmocka_unit_test(test_agree_any),
+      cmocka_unit_test(test_agree_collective),
       cmocka_unit_test(test_blas_threads_agreed),
   };
   return dpt_test_run(tests);

@@ -76,6 +76,10 @@ dpt_status dpt_ckpt_put_rows(dpt_ckpt_file *f, const char *name, dpt_dtype dtype
 dpt_status dpt_ckpt_put_int(dpt_ckpt_file *f, const char *name, int64_t v);
 dpt_status dpt_ckpt_put_double(dpt_ckpt_file *f, const char *name, double v);
 dpt_status dpt_ckpt_put_string(dpt_ckpt_file *f, const char *name, const char *s);
+/* Collective: dpt_comm_agree over the file's ranks, for a local step between two puts (e.g.
+ * building a string to store) that may fail on one rank: every rank then leaves together
+ * instead of the others waiting in the next put. */
+dpt_status dpt_ckpt_agree(const dpt_ckpt_file *f, dpt_status local);
 /* Makes the file durable and visible under its final name (see above); frees *f. On
  * failure the .tmp is removed and the final name is untouched. */
 dpt_status dpt_ckpt_commit(dpt_ckpt_file **f);

@@ -36,6 +36,15 @@ void dpt_comm_finalize(dpt_comm *c);
  * every rank succeeded. Call it at phase boundaries (after open/validate, after a step). */
 dpt_status dpt_comm_agree(const dpt_comm *c, dpt_status local);
 
+/* Collective: the outcome of a collective call that can fail on some ranks only (a
+ * collective HDF5 file open or create). Succeeded everywhere: DPT_OK. Failed everywhere: as
+ * dpt_comm_agree. Succeeded on some ranks and failed on others: those ranks now hold objects
+ * the others do not, and releasing them is collective too, so no rank can go on: rank 0
+ * prints "dptrain: fatal on rank 0: <what> succeeded on some ranks only; <the lowest failing
+ * rank's error>" and aborts the job (the other ranks wait for the abort; they print
+ * nothing, so the cause is one line). */
+dpt_status dpt_comm_agree_collective(const dpt_comm *c, dpt_status local, const char *what);
+
 /* Collective: logical OR of a flag over ranks (stop requests, NaN seen, ...). */
 dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any);
 

@@ -228,18 +228,20 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
     d.task = dpt_dataset_task(ds);
     DPT_TRY_CHECK(d.n >= 1, DPT_ERR_INPUT, "gradcheck: %s: expected at least one row, got none", train);
   }
-  DPT_TRY(dpt_model_create(cfg, DPT_F64, d.n_in, d.n_out, d.task, &m));
-  DPT_TRY(check_unused_own_keys(cfg));
-  DPT_TRY(dpt_calloc((size_t)(d.n * d.n_in), sizeof *d.X, "inputs", &d.X));
-  DPT_TRY(dpt_calloc((size_t)(d.n * d.n_out), sizeof *d.Y, "targets", &d.Y));
-  DPT_TRY(dpt_calloc((size_t)d.n, sizeof *d.labels, "labels", &d.labels));
+  /* local steps (allocations can fail on one rank), agreed before the collective row read */
+  st = dpt_model_create(cfg, DPT_F64, d.n_in, d.n_out, d.task, &m);
+  if (st == DPT_OK) st = check_unused_own_keys(cfg);
+  if (st == DPT_OK) st = dpt_calloc((size_t)(d.n * d.n_in), sizeof *d.X, "inputs", &d.X);
+  if (st == DPT_OK) st = dpt_calloc((size_t)(d.n * d.n_out), sizeof *d.Y, "targets", &d.Y);
+  if (st == DPT_OK) st = dpt_calloc((size_t)d.n, sizeof *d.labels, "labels", &d.labels);
+  if (st == DPT_OK && !random) st = dpt_calloc((size_t)d.n, sizeof *ids, "row ids", &ids);
+  DPT_TRY(dpt_comm_agree(c, st));
   if (random) {
     for (int64_t i = 0; i < d.n * d.n_in; ++i) d.X[i] = 2 * rnd(&s);
     for (int64_t i = 0; i < d.n * d.n_out; ++i) d.Y[i] = rnd(&s);
     for (int64_t r = 0; r < d.n; ++r)
       d.labels[r] = (int32_t)((uint64_t)((rnd(&s) + 1) * 1e6) % (uint64_t)(d.task == DPT_TASK_BINARY ? 2 : d.n_out));
   } else {
-    DPT_TRY(dpt_calloc((size_t)d.n, sizeof *ids, "row ids", &ids));
     for (int64_t r = 0; r < d.n; ++r) ids[r] = r;
     DPT_TRY(dpt_dataset_read_rows(ds, ids, d.n, DPT_F64, d.X, d.task == DPT_TASK_REGRESSION ? NULL : d.labels,
                                   d.task == DPT_TASK_REGRESSION ? d.Y : NULL));
