@@ -37,18 +37,22 @@ dpt_status dpt_cast_int(int64_t v, const char *what, int *out) {
   return DPT_OK;
 }
 
-/* Test hook: DPT_FAULT=alloc@N makes the N-th dpt_alloc/dpt_calloc (counted from 1) on rank
- * DPT_FAULT_RANK (default 0) of MPI_COMM_WORLD fail as if memory were exhausted, so the tests
- * can check that an allocation failing on one rank anywhere stops every rank (no hang). */
+/* Test hook: DPT_FAULT=alloc@N makes the N-th dpt_alloc/dpt_calloc (counted from 1, from
+ * MPI_Init on) on rank DPT_FAULT_RANK (default 0) of MPI_COMM_WORLD fail as if memory were
+ * exhausted, so the tests can check that an allocation failing on one rank anywhere stops
+ * every rank (no hang); launch/fault-sweep runs it for every N. */
 static bool injected_failure(void) {
-  static int64_t target = -1, calls = 0;
+  static int64_t target = -1, calls = 0; /* target: -1 not read yet, 0 none */
   if (target < 0) {
-    target = 0;
     const char *spec = getenv("DPT_FAULT"), *rank_s = getenv("DPT_FAULT_RANK");
-    int init = 0, rank = 0;
-    if (spec && !strncmp(spec, "alloc@", 6) && MPI_Initialized(&init) == MPI_SUCCESS && init &&
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS && rank == (rank_s && *rank_s ? atoi(rank_s) : 0))
-      target = strtoll(spec + 6, NULL, 10);
+    if (!spec || strncmp(spec, "alloc@", 6) != 0) {
+      target = 0;
+    } else { /* counted from MPI_Init on: before it the rank is not known */
+      int init = 0, rank = 0;
+      if (MPI_Initialized(&init) != MPI_SUCCESS || !init) return false;
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+      target = rank == (rank_s && *rank_s ? atoi(rank_s) : 0) ? strtoll(spec + 6, NULL, 10) : 0;
+    }
   }
   return target > 0 && ++calls == target;
 }

@@ -2,8 +2,10 @@
 # cli_fault.sh — failures on one rank that cannot be agreed end every rank within seconds,
 # with one line naming the rank and the cause and a non-zero exit, no hang: an MPI call that
 # fails on one rank only (a truncated receive on the last rank while the others wait in a
-# barrier), and a collective open that failed on the last rank only.
-# dpt-test: timeout=120
+# barrier), a collective open that failed on the last rank only, and an allocation that
+# fails on one rank (DPT_FAULT=alloc@K) at sampled points of a training run, an exact-mode
+# run and an L-BFGS run (launch/fault-sweep; every point: run it with --stride 1).
+# dpt-test: timeout=400
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
 for np in 2 3; do
@@ -30,5 +32,20 @@ for np in 2 3; do
     "[ \$(grep -c '^dptrain: fatal' $dir/coll$np.txt) = 1 ] && grep -q '^dptrain: fatal on rank 0: opening the test file succeeded on some ranks only; rank $last: test.h5: cannot open\$' $dir/coll$np.txt"
   check "collective, $np ranks: the call did not return" "! grep -q 'instead of aborting' $dir/coll$np.txt"
 done
+# a prime stride samples allocation points from setup to the last checkpoint and model file
+export DPT_BUILD_DIR=$DPT_BINARY_DIR
+sweep() { "$DPT_SOURCE_DIR/launch/fault-sweep" --timeout 60 "$@" > "$dir/sweep.txt" 2>&1; rc=$?; }
+sweep --scenario train --rank 1 --stride 23
+check "allocation failures on rank 1 of 2 while training stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
+sweep --scenario exact --rank 0 --stride 29
+check "allocation failures on rank 0 of 2 in exact mode stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
+sweep --scenario second-order --np 3 --rank 2 --stride 31
+check "allocation failures on rank 2 of 3 under L-BFGS stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
 [ $fail = 0 ] || cat "$dir"/out*.txt
 exit $fail
