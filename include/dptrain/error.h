@@ -85,6 +85,27 @@ int dpt_status_exit_code(dpt_status code);
     }                                                                           \
   } while (0)
 
+/* DPT_TRY and DPT_TRY_CHECK that jump to a given label instead of done: for a local phase
+ * with its own end, e.g. a command's argument parsing, whose outcome the ranks agree at that
+ * label before the first collective call (a rank that left for done alone would meet the
+ * others in a different collective). */
+#define DPT_TRY_TO(label, expr)                                          \
+  do {                                                                   \
+    st = (expr);                                                         \
+    if (st != DPT_OK) {                                                  \
+      dpt_error_push(__FILE__, __LINE__, __func__);                      \
+      goto label;                                                        \
+    }                                                                    \
+  } while (0)
+
+#define DPT_TRY_CHECK_TO(label, cond, code, ...)                                \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      st = dpt_error_set((code), __FILE__, __LINE__, __func__, __VA_ARGS__);    \
+      goto label;                                                               \
+    }                                                                           \
+  } while (0)
+
 /* Wraps an MPI call. A failure comes back here only on an object whose error handler
  * returns (MPI_ERRORS_RETURN); on a dpt_comm's communicator it has already aborted the job
  * (see comm.h). */

@@ -143,40 +143,40 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   char **rest = NULL;
   int nrest = 1;
   double *tstep = NULL, *tblas = NULL, *tact = NULL;
-  DPT_TRY(dpt_calloc((size_t)argc + 1, sizeof *rest, "arguments", &rest));
+  /* the local phase's results (declared before its first jump to args) */
+  const char *pos[1], *dtype_name = NULL;
+  int npos = 0, nw = 0, used;
+  int64_t widths[MAX_WIDTHS], threads = 0;
+  DPT_TRY_TO(args, dpt_calloc((size_t)argc + 1, sizeof *rest, "arguments", &rest));
   rest[0] = argv[0];
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--act") ? &act : NULL;
     if (dst) {
-      DPT_TRY_CHECK(i + 1 < argc, DPT_ERR_INPUT, "bench: %s needs a value", a);
+      DPT_TRY_CHECK_TO(args, i + 1 < argc, DPT_ERR_INPUT, "bench: %s needs a value", a);
       *dst = argv[++i];
     } else if (!strcmp(a, "--steps") || !strcmp(a, "--rounds")) {
-      DPT_TRY_CHECK(i + 1 < argc, DPT_ERR_INPUT, "bench: %s needs a value", a);
+      DPT_TRY_CHECK_TO(args, i + 1 < argc, DPT_ERR_INPUT, "bench: %s needs a value", a);
       char *end;
       long long v = strtoll(argv[i + 1], &end, 10);
-      DPT_TRY_CHECK(*end == '\0' && v >= 1 && v <= 1000000, DPT_ERR_INPUT, "bench: %s: expected a count >= 1, got '%s'",
-                    a, argv[i + 1]);
+      DPT_TRY_CHECK_TO(args, *end == '\0' && v >= 1 && v <= 1000000, DPT_ERR_INPUT,
+                       "bench: %s: expected a count >= 1, got '%s'", a, argv[i + 1]);
       *(!strcmp(a, "--steps") ? &steps : &rounds) = v;
       ++i;
     } else {
       rest[nrest++] = argv[i];
     }
   }
-  const char *pos[1];
-  int npos;
-  DPT_TRY(dpt_config_create(&cfg));
-  DPT_TRY(dpt_cli_apply_args(cfg, nrest, rest, pos, 1, &npos));
-  DPT_TRY_CHECK(npos == 0, DPT_ERR_INPUT, "bench: unexpected argument '%s'", pos[0]);
-  int64_t widths[MAX_WIDTHS], threads;
-  int nw;
-  DPT_TRY(parse_widths(model, widths, &nw));
-  const char *dtype_name;
-  DPT_TRY(dpt_config_get_string(cfg, "train.dtype", "f32", &dtype_name));
-  DPT_TRY(dpt_dtype_parse(dtype_name, "train.dtype", &b.dtype));
-  DPT_TRY(dpt_config_get_int(cfg, "train.batch", 256, 1, 1 << 24, &b.batch));
-  DPT_TRY(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
-  int used;
+  DPT_TRY_TO(args, dpt_config_create(&cfg));
+  DPT_TRY_TO(args, dpt_cli_apply_args(cfg, nrest, rest, pos, 1, &npos));
+  DPT_TRY_CHECK_TO(args, npos == 0, DPT_ERR_INPUT, "bench: unexpected argument '%s'", pos[0]);
+  DPT_TRY_TO(args, parse_widths(model, widths, &nw));
+  DPT_TRY_TO(args, dpt_config_get_string(cfg, "train.dtype", "f32", &dtype_name));
+  DPT_TRY_TO(args, dpt_dtype_parse(dtype_name, "train.dtype", &b.dtype));
+  DPT_TRY_TO(args, dpt_config_get_int(cfg, "train.batch", 256, 1, 1 << 24, &b.batch));
+  DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
+args:
+  DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
   DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
   char layers[512] = "";
   for (int i = 1; i < nw - 1; ++i)

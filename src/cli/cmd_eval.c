@@ -18,11 +18,14 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   int npos = 0;
   int64_t threads = 0;
   int used;
-  DPT_TRY(dpt_config_create(&cfg));
-  DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
-  DPT_TRY_CHECK(npos == 2, DPT_ERR_INPUT, "eval: expected MODEL DATA (a model file or checkpoint, and an HDF5 dataset)");
-  DPT_TRY(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
-  DPT_TRY(dpt_config_check_unused(cfg));
+  DPT_TRY_TO(args, dpt_config_create(&cfg));
+  DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
+  DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT,
+                   "eval: expected MODEL DATA (a model file or checkpoint, and an HDF5 dataset)");
+  DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
+  DPT_TRY_TO(args, dpt_config_check_unused(cfg));
+args:
+  DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
   DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
   DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
   DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));

@@ -195,9 +195,11 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   const char *pos[2];
   int npos = 0;
   static const char *const tasks[] = {"regression", "binary", "multiclass", NULL};
-  DPT_TRY(dpt_config_create(&cfg));
-  DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
-  DPT_TRY_CHECK(npos == 1, DPT_ERR_INPUT, "gradcheck: expected one CONFIG file argument, got %d", npos);
+  DPT_TRY_TO(args, dpt_config_create(&cfg));
+  DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
+  DPT_TRY_CHECK_TO(args, npos == 1, DPT_ERR_INPUT, "gradcheck: expected one CONFIG file argument, got %d", npos);
+args:
+  DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
   DPT_TRY(dpt_cli_load_config(c, cfg, pos[0]));
   DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos)); /* the command line wins over the file */
   bool random;

@@ -21,13 +21,15 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   const char *pos[2], *out_path = NULL;
   int npos = 0, used;
   int64_t threads = 0;
-  DPT_TRY(dpt_config_create(&cfg));
-  DPT_TRY(dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
-  DPT_TRY_CHECK(npos == 2, DPT_ERR_INPUT, "predict: expected MODEL DATA --out FILE.h5");
-  DPT_TRY(dpt_config_get_string(cfg, "run.out", NULL, &out_path));
-  DPT_TRY_CHECK(out_path && *out_path, DPT_ERR_INPUT, "predict: --out FILE.h5 is required");
-  DPT_TRY(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
-  DPT_TRY(dpt_config_check_unused(cfg));
+  DPT_TRY_TO(args, dpt_config_create(&cfg));
+  DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
+  DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT, "predict: expected MODEL DATA --out FILE.h5");
+  DPT_TRY_TO(args, dpt_config_get_string(cfg, "run.out", NULL, &out_path));
+  DPT_TRY_CHECK_TO(args, out_path && *out_path, DPT_ERR_INPUT, "predict: --out FILE.h5 is required");
+  DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
+  DPT_TRY_TO(args, dpt_config_check_unused(cfg));
+args:
+  DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
   DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
   DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
   DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));
