@@ -8,30 +8,28 @@
 # dpt-test: timeout=400
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
-for np in 2 3; do
+# fault MODE NP: runs tests/fault_mpi.c's MODE at NP ranks into $dir/MODE-NP.txt; checks that
+# every rank stopped, non-zero and in time, and that the call did not return; sets $out, $last
+fault() {
+  local start rc took
+  out=$dir/$1-$2.txt last=$(($2 - 1))
   start=$(date +%s)
-  timeout 60 $MPIEXEC -n $np "$DPT_FAULT_MPI" > "$dir/out$np.txt" 2>&1
+  timeout 60 $MPIEXEC -n $2 "$DPT_FAULT_MPI" $1 > "$out" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))
-  last=$((np - 1))
-  check "$np ranks: non-zero exit, not the timeout's (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
-  check "$np ranks: stopped within 30 s (took $took s)" "[ $took -lt 30 ]"
-  check "$np ranks: one line names rank $last and the MPI error" \
-    "[ \$(grep -c '^dptrain: fatal on rank $last: MPI call failed: .*TRUNCATE\\|^dptrain: fatal on rank $last: MPI call failed: .*truncat' $dir/out$np.txt) = 1 ]"
-  check "$np ranks: the call did not return" "! grep -q 'instead of aborting' $dir/out$np.txt"
-done
+  check "$1, $2 ranks: non-zero exit, not the timeout's (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
+  check "$1, $2 ranks: stopped within 30 s (took $took s)" "[ $took -lt 30 ]"
+  check "$1, $2 ranks: the call did not return" "! grep -q 'instead of aborting' $out"
+}
 for np in 2 3; do
-  start=$(date +%s)
-  timeout 60 $MPIEXEC -n $np "$DPT_FAULT_MPI" collective > "$dir/coll$np.txt" 2>&1
-  rc=$?
-  took=$(( $(date +%s) - start ))
-  last=$((np - 1))
-  check "collective, $np ranks: non-zero exit, not the timeout's (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
-  check "collective, $np ranks: stopped within 30 s (took $took s)" "[ $took -lt 30 ]"
+  fault recv $np
+  check "recv, $np ranks: one line names rank $last and the MPI error" \
+    "[ \$(grep -c '^dptrain: fatal on rank $last: MPI call failed: .*TRUNCATE\\|^dptrain: fatal on rank $last: MPI call failed: .*truncat' $out) = 1 ]"
+  fault collective $np
   check "collective, $np ranks: one line, from rank 0, naming the failing rank $last and its error" \
-    "[ \$(grep -c '^dptrain: fatal' $dir/coll$np.txt) = 1 ] && grep -q '^dptrain: fatal on rank 0: opening the test file succeeded on some ranks only; rank $last: test.h5: cannot open\$' $dir/coll$np.txt"
-  check "collective, $np ranks: the call did not return" "! grep -q 'instead of aborting' $dir/coll$np.txt"
+    "[ \$(grep -c '^dptrain: fatal' $out) = 1 ] && grep -q '^dptrain: fatal on rank 0: opening the test file succeeded on some ranks only; rank $last: test.h5: cannot open\$' $out"
 done
+
 # a prime stride samples allocation points from setup to the last checkpoint and model file
 export DPT_BUILD_DIR=$DPT_BINARY_DIR
 sweep() { "$DPT_SOURCE_DIR/launch/fault-sweep" --timeout 60 "$@" > "$dir/sweep.txt" 2>&1; rc=$?; }
@@ -47,5 +45,5 @@ sweep --scenario second-order --np 3 --rank 2 --stride 31
 check "allocation failures on rank 2 of 3 under L-BFGS stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
   "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
 [ $rc = 0 ] || cat "$dir/sweep.txt"
-[ $fail = 0 ] || cat "$dir"/out*.txt
+[ $fail = 0 ] || cat "$dir"/recv-*.txt "$dir"/collective-*.txt
 exit $fail

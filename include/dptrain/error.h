@@ -68,22 +68,9 @@ int dpt_status_exit_code(dpt_status code);
 
 /* The same two for functions with a single cleanup label: they need a local
  * `dpt_status st = DPT_OK;` and a label `done:` that releases every handle. */
-#define DPT_TRY(expr)                                                    \
-  do {                                                                   \
-    st = (expr);                                                         \
-    if (st != DPT_OK) {                                                  \
-      dpt_error_push(__FILE__, __LINE__, __func__);                      \
-      goto done;                                                         \
-    }                                                                    \
-  } while (0)
+#define DPT_TRY(expr) DPT_TRY_TO(done, expr)
 
-#define DPT_TRY_CHECK(cond, code, ...)                                          \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      st = dpt_error_set((code), __FILE__, __LINE__, __func__, __VA_ARGS__);    \
-      goto done;                                                                \
-    }                                                                           \
-  } while (0)
+#define DPT_TRY_CHECK(cond, code, ...) DPT_TRY_CHECK_TO(done, cond, code, __VA_ARGS__)
 
 /* DPT_TRY and DPT_TRY_CHECK that jump to a given label instead of done: for a local phase
  * with its own end, e.g. a command's argument parsing, whose outcome the ranks agree at that
