@@ -54,21 +54,13 @@ dpt_status dpt_signals_agree_stop(const dpt_comm *c, bool *stop) {
 }
 
 void dpt_signals_fault_point(const dpt_comm *c, const char *where, int64_t step) {
-  const char *spec = getenv("DPT_FAULT");
-  if (!spec || !*spec) return;
-  const char *at = strchr(spec, '@');
-  if (!at) return;
-  const char *rank_s = getenv("DPT_FAULT_RANK");
-  int rank = rank_s && *rank_s ? atoi(rank_s) : 0;
-  if (rank != c->rank || strtoll(at + 1, NULL, 10) != step) return;
-  size_t len = (size_t)(at - spec);
   bool in_save = !strcmp(where, "save");
-  if (!in_save && len == 6 && !strncmp(spec, "signal", 6)) {
+  if (!in_save && dpt_fault_at("signal", c->rank) == step) {
     raise(SIGUSR1);
-  } else if ((!in_save && len == 4 && !strncmp(spec, "kill", 4)) ||
-             (in_save && len == 12 && !strncmp(spec, "kill-in-save", 12))) {
-    fprintf(stderr, "dptrain: DPT_FAULT=%s: rank %d kills itself (SIGKILL) at %s %lld\n", spec, c->rank, where,
-            (long long)step);
+  } else if ((!in_save && dpt_fault_at("kill", c->rank) == step) ||
+             (in_save && dpt_fault_at("kill-in-save", c->rank) == step)) {
+    fprintf(stderr, "dptrain: DPT_FAULT=%s: rank %d kills itself (SIGKILL) at %s %lld\n", getenv("DPT_FAULT"),
+            c->rank, where, (long long)step);
     fflush(stderr);
     raise(SIGKILL);
   }

@@ -41,17 +41,24 @@ dpt_status dpt_cast_int(int64_t v, const char *what, int *out) {
  * MPI_Init on) on rank DPT_FAULT_RANK (default 0) of MPI_COMM_WORLD fail as if memory were
  * exhausted, so the tests can check that an allocation failing on one rank anywhere stops
  * every rank (no hang); launch/fault-sweep runs it for every N. */
+int64_t dpt_fault_at(const char *kind, int rank) {
+  const char *spec = getenv("DPT_FAULT"), *rank_s = getenv("DPT_FAULT_RANK");
+  size_t len = strlen(kind);
+  if (!spec || strncmp(spec, kind, len) != 0 || spec[len] != '@') return -1;
+  if (rank != (rank_s && *rank_s ? atoi(rank_s) : 0)) return -1;
+  return strtoll(spec + len + 1, NULL, 10);
+}
+
 static bool injected_failure(void) {
-  static int64_t target = -1, calls = 0; /* target: -1 not read yet, 0 none */
-  if (target < 0) {
-    const char *spec = getenv("DPT_FAULT"), *rank_s = getenv("DPT_FAULT_RANK");
-    if (!spec || strncmp(spec, "alloc@", 6) != 0) {
-      target = 0;
+  static int64_t target = -2, calls = 0; /* target: -2 not read yet, -1 none */
+  if (target == -2) {
+    if (!getenv("DPT_FAULT")) {
+      target = -1;
     } else { /* counted from MPI_Init on: before it the rank is not known */
       int init = 0, rank = 0;
       if (MPI_Initialized(&init) != MPI_SUCCESS || !init) return false;
       MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-      target = rank == (rank_s && *rank_s ? atoi(rank_s) : 0) ? strtoll(spec + 6, NULL, 10) : 0;
+      target = dpt_fault_at("alloc", rank);
     }
   }
   return target > 0 && ++calls == target;

@@ -1,9 +1,9 @@
 /* fault_mpi.c — failures on one rank only that no agreement can undo stop every rank
  * (cli_fault.sh runs it).
  *
- * Mode "recv" (default): rank 0 sends four ints to the last rank, which posts a receive for one (MPI_ERR_TRUNCATE
- * on the last rank only), while every other rank enters a barrier on the same communicator
- * that the last rank will never reach. With dptrain's error handler the last rank prints
+ * Mode "recv" (default): rank 0 sends four ints to the last rank, which posts a receive for
+ * one (MPI_ERR_TRUNCATE on the last rank only), while every other rank enters a barrier on
+ * the same communicator that the last rank will never reach. With dptrain's error handler the last rank prints
  * one "fatal on rank" line and MPI_Abort ends the job; with MPI_ERRORS_RETURN the others
  * would wait in the barrier forever.
  * Mode "collective": a collective call (standing for a collective HDF5 open) reported failed

@@ -38,4 +38,10 @@ dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out);
 /* Frees *(void **)pp and sets it to NULL; NULL-safe. */
 void dpt_free(void *pp);
 
+/* Test hooks read from the environment: when DPT_FAULT is "<kind>@N" and DPT_FAULT_RANK
+ * (default 0) equals rank, returns N; else -1. The kinds: alloc (the N-th dpt_alloc or
+ * dpt_calloc from MPI_Init on fails, launch/fault-sweep), signal, kill, kill-in-save
+ * (dpt_signals_fault_point, checkpoint.h). */
+int64_t dpt_fault_at(const char *kind, int rank);
+
 #endif
