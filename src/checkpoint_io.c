@@ -290,6 +290,7 @@ dpt_status dpt_ckpt_create(const dpt_comm *c, const char *path, const char *form
   if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, f->tmp, DPT_H5_CREATE, &fapl);
   if (st == DPT_OK) {
     f->file = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f->file >= 0) dpt_h5_mpio_watch(f->file, f->tmp);
     if (f->file < 0) st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot create: %s", f->tmp,
                                         h5_reason());
     st = dpt_comm_agree_collective(c, st, "creating the checkpoint file");
@@ -447,6 +448,9 @@ done:
     if (st == DPT_ERR_MEMORY) /* the check itself could not run: say so, not "damaged" */
       snprintf(msg, sizeof msg, "%.*s%s: cannot verify the written file: %s", rank_len, inner, w->tmp,
                inner + rank_len);
+    else if (st == DPT_ERR_IO) /* reading failed (what was read was not found damaged) */
+      snprintf(msg, sizeof msg, "%.*s%s: cannot read the written file back: %s", rank_len, inner, w->tmp,
+               inner + rank_len);
     else
       snprintf(msg, sizeof msg, "%.*s%s: written but does not read back intact (disk full?): %s", rank_len, inner,
                w->tmp, inner + rank_len);
@@ -464,6 +468,7 @@ dpt_status dpt_ckpt_commit(dpt_ckpt_file **fp) {
     st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: flush failed: %s", f->tmp, h5_reason());
   if (H5Fclose(f->file) < 0 && st == DPT_OK)
     st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: close failed: %s", f->tmp, h5_reason());
+  dpt_h5_mpio_unwatch(f->file);
   f->file = H5I_INVALID_HID;
   /* Every rank syncs: on a parallel file system each client flushes the blocks it wrote. */
   if (st == DPT_OK) st = fsync_path(f->tmp, false);
@@ -500,6 +505,7 @@ void dpt_ckpt_discard(dpt_ckpt_file **fp) {
       MPI_Barrier(f->c.comm);
     }
     H5Fclose(f->file);
+    dpt_h5_mpio_unwatch(f->file);
   }
   H5Eclear2(H5E_DEFAULT);
   if (f->writing) {
@@ -558,7 +564,9 @@ static dpt_status open_prepare(const dpt_comm *c, const char *path, dpt_ckpt_fil
   DPT_CHECK(strlen(path) < sizeof f->path, DPT_ERR_INPUT, "%s: path too long", path);
   snprintf(f->path, sizeof f->path, "%s", path);
   DPT_CHECK(access(path, R_OK) == 0, DPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  DPT_CHECK(H5Fis_hdf5(path) > 0, DPT_ERR_FORMAT, "%s: not an HDF5 file (truncated or damaged?)", path);
+  htri_t is = H5Fis_hdf5(path);
+  DPT_CHECK(is >= 0, DPT_ERR_IO, "%s: cannot read the file", path);
+  DPT_CHECK(is > 0, DPT_ERR_FORMAT, "%s: not an HDF5 file (truncated or damaged?)", path);
   return DPT_OK;
 }
 
@@ -612,6 +620,7 @@ dpt_status dpt_ckpt_open(const dpt_comm *c, const char *path, const char *const 
   if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, path, 0, &fapl);
   if (st == DPT_OK) {
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->file >= 0) dpt_h5_mpio_watch(f->file, path);
     if (f->file < 0)
       st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
                          "%s: not a readable HDF5 file (truncated or damaged?): %s", path, h5_reason());
@@ -638,7 +647,10 @@ void dpt_ckpt_close(dpt_ckpt_file **fp) {
     dpt_ckpt_discard(fp);
     return;
   }
-  if (f->file >= 0) H5Fclose(f->file);
+  if (f->file >= 0) {
+    H5Fclose(f->file);
+    dpt_h5_mpio_unwatch(f->file);
+  }
   H5Eclear2(H5E_DEFAULT);
   free_handle(fp);
 }

@@ -24,6 +24,11 @@ static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+void dpt_comm_preinit(void) {
+  setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0);
+  setenv("OMPI_MCA_io", "^ompio", 0);
+}
+
 dpt_status dpt_comm_init_world(dpt_comm *c) {
   memset(c, 0, sizeof *c);
   DPT_CALL_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &c->comm));

@@ -20,7 +20,10 @@ bool dpt_dataset_has_val(const dpt_dataset *ds) { return ds->has_val; }
 static void close_handles(dpt_dataset *ds) {
   if (ds->y >= 0) H5Dclose(ds->y);
   if (ds->X >= 0) H5Dclose(ds->X);
-  if (ds->file >= 0) H5Fclose(ds->file);
+  if (ds->file >= 0) {
+    H5Fclose(ds->file);
+    dpt_h5_mpio_unwatch(ds->file);
+  }
   ds->y = ds->X = ds->file = -1;
 }
 
@@ -98,13 +101,16 @@ static dpt_status check_file(const char *path, const char *split) {
 /* Collective, after the open: every rank reads the same metadata (collective metadata
  * reads), so every check below fails alike on all ranks. */
 static dpt_status read_layout(dpt_dataset *ds, const char *path, const char *split) {
-  ds->has_val = H5Lexists(ds->file, "X_val", H5P_DEFAULT) > 0 && H5Lexists(ds->file, "y_val", H5P_DEFAULT) > 0;
+  /* H5Lexists: > 0 there, 0 missing, < 0 the file's links could not be read */
+  htri_t xv = H5Lexists(ds->file, "X_val", H5P_DEFAULT), yv = xv >= 0 ? H5Lexists(ds->file, "y_val", H5P_DEFAULT) : -1;
+  DPT_CHECK(xv >= 0 && yv >= 0, DPT_ERR_IO, "%s: cannot read the file's root group", path);
+  ds->has_val = xv > 0 && yv > 0;
   bool val = !strcmp(split, "val") && ds->has_val;
   const char *xn = val ? "X_val" : "X", *yn = val ? "y_val" : "y";
-  DPT_CHECK(H5Lexists(ds->file, xn, H5P_DEFAULT) > 0, DPT_ERR_FORMAT, "%s: /%s: missing (expected the inputs [N, d])",
-            path, xn);
-  DPT_CHECK(H5Lexists(ds->file, yn, H5P_DEFAULT) > 0, DPT_ERR_FORMAT,
-            "%s: /%s: missing (expected targets [N] labels or [N, k] values)", path, yn);
+  htri_t xe = H5Lexists(ds->file, xn, H5P_DEFAULT), ye = xe >= 0 ? H5Lexists(ds->file, yn, H5P_DEFAULT) : -1;
+  DPT_CHECK(xe >= 0 && ye >= 0, DPT_ERR_IO, "%s: cannot read the file's root group", path);
+  DPT_CHECK(xe > 0, DPT_ERR_FORMAT, "%s: /%s: missing (expected the inputs [N, d])", path, xn);
+  DPT_CHECK(ye > 0, DPT_ERR_FORMAT, "%s: /%s: missing (expected targets [N] labels or [N, k] values)", path, yn);
   ds->X = H5Dopen2(ds->file, xn, H5P_DEFAULT);
   ds->y = H5Dopen2(ds->file, yn, H5P_DEFAULT);
   DPT_CHECK(ds->X >= 0 && ds->y >= 0, DPT_ERR_FORMAT, "%s: /%s or /%s: not a dataset", path, xn, yn);
@@ -224,6 +230,7 @@ dpt_status dpt_dataset_open(const dpt_comm *c, const char *path, const char *spl
   if (st == DPT_OK) st = dpt_h5_mpio_fapl(c, path, DPT_H5_COLL_READS, &fapl);
   if (st == DPT_OK) {
     ds->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (ds->file >= 0) dpt_h5_mpio_watch(ds->file, path);
     if (ds->file < 0)
       st = dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
                          "%s: cannot open as HDF5 (truncated or damaged?)", path);

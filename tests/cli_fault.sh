@@ -2,10 +2,12 @@
 # cli_fault.sh — failures on one rank that cannot be agreed end every rank within seconds,
 # with one line naming the rank and the cause and a non-zero exit, no hang: an MPI call that
 # fails on one rank only (a truncated receive on the last rank while the others wait in a
-# barrier), a collective open that failed on the last rank only, and an allocation that
-# fails on one rank (DPT_FAULT=alloc@K) at sampled points of a training run, an exact-mode
-# run and an L-BFGS run (launch/fault-sweep; every point: run it with --stride 1).
-# dpt-test: timeout=400
+# barrier), a collective open that failed on the last rank only, an allocation that fails
+# on one rank (DPT_FAULT=alloc@K) at sampled points of a training run, an exact-mode run and
+# an L-BFGS run, and a read or a write of an HDF5 file that fails with EIO on one rank
+# (DPT_IO_FAULT, the preloaded tests/io_fault.c) at sampled points of a training run with
+# checkpoints and a model file (launch/fault-sweep; every point: run it with --stride 1).
+# dpt-test: timeout=500
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
 # fault MODE NP: runs tests/fault_mpi.c's MODE at NP ranks into $dir/MODE-NP.txt; checks that
@@ -43,6 +45,14 @@ check "allocation failures on rank 0 of 2 in exact mode stop every rank with one
 [ $rc = 0 ] || cat "$dir/sweep.txt"
 sweep --scenario second-order --np 3 --rank 2 --stride 31
 check "allocation failures on rank 2 of 3 under L-BFGS stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
+sweep --scenario train --fault read --rank 1 --stride 13
+check "read errors on rank 1 of 2 while training stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
+sweep --scenario train --fault write --rank 0 --stride 7
+check "write errors on rank 0 of 2 while training stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
   "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
 [ $rc = 0 ] || cat "$dir/sweep.txt"
 [ $fail = 0 ] || cat "$dir"/recv-*.txt "$dir"/collective-*.txt

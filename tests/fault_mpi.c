@@ -15,6 +15,7 @@
 #include "dptrain/comm.h"
 
 int main(int argc, char **argv) {
+  dpt_comm_preinit(); /* Open MPI parameters (comm.h) */
   MPI_Init(&argc, &argv);
   dpt_comm c;
   if (dpt_comm_init_world(&c) != DPT_OK || c.size < 2) {

@@ -22,6 +22,7 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 }
 
 int dpt_test_run_(const char *name, const struct CMUnitTest *tests, size_t n) {
+  dpt_comm_preinit(); /* Open MPI parameters (comm.h) */
   MPI_Init(NULL, NULL);
   if (dpt_comm_init_world(&dpt_test_world) != DPT_OK) {
     fprintf(stderr, "%s\n", dpt_error_message());

@@ -25,6 +25,18 @@ typedef struct dpt_comm {
   int local_size;     /* number of ranks on this node */
 } dpt_comm;
 
+/* Local; call before MPI_Init (every dptrain program does). Sets the Open MPI parameters
+ * dptrain relies on, each only when the environment does not set it already (other MPI
+ * libraries ignore them):
+ *   OMPI_MCA_coll_libnbc_iallreduce_algorithm=3  Rabenseifner's MPI_Iallreduce for the fast
+ *       reducer's buckets: 2.2 ms for the 7 MiB gradient of the benchmark MLP at 2 ranks on
+ *       one node, against 7-11 ms with libnbc's default choice (README "Data parallelism");
+ *   OMPI_MCA_io=^ompio  ROMIO for MPI-IO: Open MPI 4.1's OMPIO drops the error of a failed
+ *       preadv (the bytes come back as zeros: HDF5 then failed on one rank only, or handed
+ *       another rank wrong data without an error) and a failed write left the ranks in
+ *       different collectives inside H5Fflush (a hang); ROMIO returns MPI_ERR_IO, which
+ *       src/h5_mpio.c makes one fatal line (README "Failures only one rank sees"). */
+void dpt_comm_preinit(void);
 /* Collective over MPI_COMM_WORLD (MPI must be initialized). */
 dpt_status dpt_comm_init_world(dpt_comm *c);
 /* Collective; frees the duplicated communicators. */

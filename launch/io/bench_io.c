@@ -68,6 +68,7 @@ static void die(const dpt_comm *c, dpt_status st) {
 }
 
 int main(int argc, char **argv) {
+  dpt_comm_preinit(); /* Open MPI parameters (comm.h) */
   MPI_Init(&argc, &argv);
   dpt_comm c;
   if (dpt_comm_init_world(&c) != DPT_OK) MPI_Abort(MPI_COMM_WORLD, 1);

@@ -175,6 +175,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: dpt-so-demo SEED.h5 OUTDIR\n");
     return 2;
   }
+  dpt_comm_preinit(); /* Open MPI parameters (comm.h) */
   MPI_Init(&argc, &argv);
   dpt_comm c;
   dpt_status st = dpt_comm_init_world(&c);

@@ -45,13 +45,7 @@ int main(int argc, char **argv) {
                     "gradcheck, bench)\n", argv[1]);
     return 1;
   }
-  /* Open MPI's nonblocking collectives (coll/libnbc) choose, by default, an algorithm for
-   * MPI_Iallreduce that took 7-11 ms for the 7 MiB gradient of the benchmark MLP at 2 ranks on
-   * one node, against 2.2 ms with Rabenseifner's reduce-scatter + allgather (2.6 ms for the
-   * blocking MPI_Allreduce); the fast reducer's buckets go through MPI_Iallreduce, so choose
-   * that algorithm unless the user set the parameter (README "Data parallelism"). Other MPI
-   * libraries ignore the variable. */
-  setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0);
+  dpt_comm_preinit(); /* Open MPI parameters (comm.h) */
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   dpt_comm c;
