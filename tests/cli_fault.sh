@@ -6,7 +6,8 @@
 # on one rank (DPT_FAULT=alloc@K) at sampled points of a training run, an exact-mode run and
 # an L-BFGS run, and a read or a write of an HDF5 file that fails with EIO on one rank
 # (DPT_IO_FAULT, the preloaded tests/io_fault.c) at sampled points of a training run with
-# checkpoints and a model file (launch/fault-sweep; every point: run it with --stride 1).
+# checkpoints and a model file, and at every point of `dptrain convert` (launch/fault-sweep;
+# every point: run it with --stride 1).
 # dpt-test: timeout=500
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
@@ -53,6 +54,10 @@ check "read errors on rank 1 of 2 while training stop every rank with one line: 
 [ $rc = 0 ] || cat "$dir/sweep.txt"
 sweep --scenario train --fault write --rank 0 --stride 7
 check "write errors on rank 0 of 2 while training stop every rank with one line: $(tail -1 $dir/sweep.txt)" \
+  "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+[ $rc = 0 ] || cat "$dir/sweep.txt"
+sweep --scenario convert --fault write --rank 0
+check "every write error of dptrain convert stops every rank with one line, no partial file: $(tail -1 $dir/sweep.txt)" \
   "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
 [ $rc = 0 ] || cat "$dir/sweep.txt"
 [ $fail = 0 ] || cat "$dir"/recv-*.txt "$dir"/collective-*.txt
