@@ -3,8 +3,8 @@
 # tmpfs mounted for the test, filled up once the first checkpoints are there; mounting needs
 # root, as in CI: skipped otherwise). Every rank stops within seconds, non-zero, no hang,
 # with a line naming the file and the cause; the last good checkpoint is unchanged and
-# training resumes from it once there is room again. Under the command's MPI-IO (ROMIO,
-# src/cli/main.c) the failed write is fatal by design (src/h5_mpio.h).
+# training resumes from it once there is room again. Under dptrain's MPI-IO (ROMIO, chosen by
+# dpt_comm_preinit) the failed write is fatal by design (src/h5_mpio.h).
 # dpt-test: timeout=180
 . "$DPT_SOURCE_DIR/tests/common.sh"
 if [ "$(id -u)" != 0 ]; then
