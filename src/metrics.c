@@ -1,6 +1,7 @@
 /* metrics.c — metrics CSV and progress display (see metrics.h). */
 #include "dptrain/metrics.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,16 @@ dpt_status dpt_metrics_create(const char *path, bool is_root, int force_tty, dou
   m->every_s = every_s > 0 ? every_s : 30.0;
   m->last_print = -1.0;
   if (path && is_root) {
+    size_t len = strlen(path) + 1;
+    dpt_status st = dpt_alloc(len, 1, "metrics path", &m->path);
+    if (st != DPT_OK) {
+      dpt_free(&m);
+      return st;
+    }
+    memcpy(m->path, path, len);
     m->csv = fopen(path, "w");
     if (!m->csv) {
+      dpt_free(&m->path);
       dpt_free(&m);
       return dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: run.metrics: cannot create the metrics CSV",
                            path);
@@ -50,6 +59,7 @@ void dpt_metrics_destroy(dpt_metrics **m) {
   if (!m || !*m) return;
   dpt_metrics_progress_end(*m);
   if ((*m)->csv) fclose((*m)->csv);
+  dpt_free(&(*m)->path);
   dpt_free(m);
 }
 
@@ -70,7 +80,8 @@ dpt_status dpt_metrics_row(dpt_metrics *m, int n, const char *const *names, cons
       fprintf(m->csv, "%s%.9g", i ? "," : "", values[i]);
   }
   fputc('\n', m->csv);
-  DPT_CHECK(fflush(m->csv) == 0, DPT_ERR_IO, "metrics CSV: write failed (disk full?)");
+  DPT_CHECK(fflush(m->csv) == 0, DPT_ERR_IO, "%s: run.metrics: writing the metrics CSV failed: %s", m->path,
+            strerror(errno));
   return DPT_OK;
 }
 

@@ -3,7 +3,8 @@
 # tmpfs mounted for the test, filled up once the first checkpoints are there; mounting needs
 # root, as in CI: skipped otherwise). Every rank stops within seconds, non-zero, no hang,
 # with a line naming the file and the cause; the last good checkpoint is unchanged and
-# training resumes from it once there is room again. Under dptrain's MPI-IO (ROMIO, chosen by
+# training resumes from it once there is room again. The metrics CSV on the full disk stops
+# the run with one agreed line naming it. Under dptrain's MPI-IO (ROMIO, chosen by
 # dpt_comm_preinit) the failed write is fatal by design (src/h5_mpio.h).
 # dpt-test: timeout=180
 . "$DPT_SOURCE_DIR/tests/common.sh"
@@ -45,7 +46,15 @@ check "disk full: a line names a rank, the checkpoint file and the cause" \
 check "disk full: the last good checkpoint is unchanged" "[ \"\$(md5sum < $last)\" = \"$sum\" ]"
 check "disk full: no newer checkpoint was published" "[ \"\$(ls $mnt/ck/ckpt-*.h5 | tail -1)\" = $last ]"
 
-rm -f "$mnt/filler" "$mnt"/ck/*.tmp
+# the metrics CSV (plain stdio, rank 0) on the full disk: an agreed error naming the file
+timeout 60 $MPIEXEC -n 2 "$DPTRAIN" train "$DPT_SOURCE_DIR/data/spiral.ini" --data.train="$dir/sp.h5" \
+  --run.quiet=true --epochs 1 --run.metrics="$mnt/metrics.csv" > "$dir/metrics.txt" 2>&1
+rc=$?
+check "disk full, metrics CSV: every rank stops, non-zero (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
+check "disk full, metrics CSV: one line names the file and the cause" \
+  "[ \$(grep -c '^dptrain: error: rank 0: .*metrics.csv: run.metrics: .*No space left on device' $dir/metrics.txt) = 1 ]"
+
+rm -f "$mnt/filler" "$mnt"/ck/*.tmp "$mnt/metrics.csv"
 run --epochs 3 --resume latest
 check "room again: training resumes from the last good checkpoint (rc $rc)" \
   "[ $rc = 0 ] && grep -q 'resum' $dir/out.txt"
