@@ -81,7 +81,8 @@ dpt_status dpt_h5_mpio_fapl(const dpt_comm *c, const char *path, int flags, hid_
    * collective buffering (two-phase reads through aggregators) made reads of scattered rows
    * 5x slower at 2 ranks. OMPIO ignores both hints. */
   MPI_Info info = MPI_INFO_NULL;
-  if (ok && !getenv("ROMIO_HINTS") &&
+  const char *hints_file = getenv("ROMIO_HINTS");
+  if (ok && !(hints_file && *hints_file) &&
       (MPI_Info_create(&info) != MPI_SUCCESS || MPI_Info_set(info, "romio_ds_read", "disable") != MPI_SUCCESS ||
        MPI_Info_set(info, "romio_cb_read", "disable") != MPI_SUCCESS))
     st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot set up MPI-IO hints", path);
