@@ -220,9 +220,7 @@ dpt_status dpt_dataset_open(const dpt_comm *c, const char *path, const char *spl
   if (st == DPT_OK) {
     ds->c = c;
     ds->file = ds->X = ds->y = -1;
-    size_t len = strlen(path) + 1;
-    st = dpt_alloc(len, 1, "dataset path", &ds->path);
-    if (st == DPT_OK) memcpy(ds->path, path, len);
+    st = dpt_strdup(path, "dataset path", &ds->path);
   }
   hid_t fapl = H5I_INVALID_HID;
   if (st == DPT_OK) st = check_file(path, split);

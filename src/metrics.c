@@ -36,13 +36,11 @@ dpt_status dpt_metrics_create(const char *path, bool is_root, int force_tty, dou
   m->every_s = every_s > 0 ? every_s : 30.0;
   m->last_print = -1.0;
   if (path && is_root) {
-    size_t len = strlen(path) + 1;
-    dpt_status st = dpt_alloc(len, 1, "metrics path", &m->path);
+    dpt_status st = dpt_strdup(path, "metrics path", &m->path);
     if (st != DPT_OK) {
       dpt_free(&m);
       return st;
     }
-    memcpy(m->path, path, len);
     m->csv = fopen(path, "w");
     if (!m->csv) {
       dpt_free(&m->path);

@@ -26,13 +26,11 @@ dpt_status dpt_trace_create(const char *path, int64_t max_events, dpt_trace **ou
   dpt_trace *t;
   DPT_CALL(dpt_calloc(1, sizeof *t, "trace", &t));
   t->max = max_events > 0 ? max_events : 1000000;
-  size_t len = strlen(path) + 1;
-  dpt_status st = dpt_alloc(len, 1, "trace path", &t->path);
+  dpt_status st = dpt_strdup(path, "trace path", &t->path);
   if (st != DPT_OK) {
     dpt_free(&t);
     return st;
   }
-  memcpy(t->path, path, len);
   *out = t;
   return DPT_OK;
 }

@@ -86,6 +86,13 @@ dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out) {
   return DPT_OK;
 }
 
+dpt_status dpt_strdup(const char *s, const char *what, char **out) {
+  size_t len = strlen(s) + 1;
+  DPT_CALL(dpt_alloc(len, 1, what, out));
+  memcpy(*out, s, len);
+  return DPT_OK;
+}
+
 void dpt_free(void *pp) {
   void **p = (void **)pp;
   if (p) {

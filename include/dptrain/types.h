@@ -35,6 +35,8 @@ dpt_status dpt_cast_int(int64_t v, const char *what, int *out);
 dpt_status dpt_alloc(size_t count, size_t size, const char *what, void *out);
 /* Same, zero-filled. */
 dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out);
+/* A copy of the string s (checked allocation as above); the caller owns *out (dpt_free). */
+dpt_status dpt_strdup(const char *s, const char *what, char **out);
 /* Frees *(void **)pp and sets it to NULL; NULL-safe. */
 void dpt_free(void *pp);
 

@@ -91,9 +91,8 @@ static dpt_status label_add(labels *L, const char *s, const char *path, int64_t 
     L->v = v;
     L->cap = cap;
   }
-  size_t len = strlen(s) + 1;
-  DPT_CALL(dpt_alloc(len, 1, "label", &L->v[L->n]));
-  memcpy(L->v[L->n++], s, len);
+  DPT_CALL(dpt_strdup(s, "label", &L->v[L->n]));
+  L->n++;
   return DPT_OK;
 }
 
