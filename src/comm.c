@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 
+#include "dptrain/watchdog.h"
+
 /* A failed MPI call on one rank cannot be agreed (the others are already inside, or about
  * to enter, a collective that will never complete), so it ends the job: the MPI error string
  * and this rank go to stderr, then MPI_Abort stops every rank. */
@@ -55,7 +57,10 @@ dpt_status dpt_comm_agree_any(const dpt_comm *c, dpt_status local, bool flag, bo
   /* Lowest failing rank wins: MIN over (failed ? rank : size); the flag rides along as MIN of
    * (flag ? 0 : 1). */
   int mine[2] = {local != DPT_OK ? c->rank : c->size, flag ? 0 : 1}, all[2];
-  if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
+  dpt_watchdog_enter("agreeing on errors", true);
+  int rc = MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, c->comm);
+  dpt_watchdog_leave();
+  if (rc != MPI_SUCCESS)
     dpt_comm_abort(c, "error agreement failed (MPI_Allreduce); local error: %s", dpt_error_message());
   int first = all[0];
   *any = all[1] == 0;
@@ -97,7 +102,10 @@ dpt_status dpt_comm_agree_collective(const dpt_comm *c, dpt_status local, const 
 
 dpt_status dpt_comm_any(const dpt_comm *c, bool local, bool *any) {
   int in = local ? 1 : 0, out = 0;
-  DPT_CALL_MPI(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->comm));
+  dpt_watchdog_enter("agreeing on a decision", true);
+  int rc = MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->comm);
+  dpt_watchdog_leave();
+  DPT_CALL_MPI(rc);
   *any = out != 0;
   return DPT_OK;
 }

@@ -7,6 +7,7 @@
 
 #include "dptrain/rbf.h"
 #include "dptrain/types.h"
+#include "dptrain/watchdog.h"
 #include "rbf_private.h"
 
 typedef struct gng {
@@ -145,6 +146,7 @@ dpt_status dpt_gng_fit(const dpt_comm *c, const dpt_rbf_data *data, const dpt_rb
     const double *xi = sample + (int64_t)dpt_rbf_rng_below(&rng, (uint64_t)S) * d;
     adapt(&g, xi, o);
     ++s;
+    if (s % 4096 == 0) dpt_watchdog_progress(); /* a long local loop (watchdog.h) */
     if (s % o->gng_lambda == 0 && g.nn < cap) insert(&g, o);
     for (int64_t i = 0; i < g.nn; ++i) g.err[i] *= decay;
     if (g.nn < cap) full_since = -1;

@@ -63,5 +63,15 @@ void dpt_signals_fault_point(const dpt_comm *c, const char *where, int64_t step)
             c->rank, where, (long long)step);
     fflush(stderr);
     raise(SIGKILL);
+  } else if (!in_save && dpt_fault_at("stall", c->rank) == step) { /* the watchdog's tests */
+    fprintf(stderr, "dptrain: DPT_FAULT=%s: rank %d stops making progress at %s %lld\n", getenv("DPT_FAULT"),
+            c->rank, where, (long long)step);
+    fflush(stderr);
+    for (;;) pause();
+  } else if (!in_save && dpt_fault_at("freeze", c->rank) == step) {
+    fprintf(stderr, "dptrain: DPT_FAULT=%s: rank %d stops itself (SIGSTOP) at %s %lld\n", getenv("DPT_FAULT"),
+            c->rank, where, (long long)step);
+    fflush(stderr);
+    raise(SIGSTOP);
   }
 }

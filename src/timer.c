@@ -3,6 +3,8 @@
 
 #include <mpi.h>
 
+#include "dptrain/watchdog.h"
+
 static const char *const phase_names[DPT_PHASE_COUNT] = {"data",      "forward",   "backward",
                                                          "comm_wait", "optimizer", "sync_check"};
 
@@ -15,12 +17,18 @@ void dpt_timers_reset(dpt_timers *t) {
   }
 }
 
-void dpt_timer_start(dpt_timers *t, dpt_phase p) { t->since[p] = MPI_Wtime(); }
+/* Each phase is also a watchdog phase (watchdog.h); the reduction's wait and the sync check
+ * wait for the other ranks. */
+void dpt_timer_start(dpt_timers *t, dpt_phase p) {
+  t->since[p] = MPI_Wtime();
+  dpt_watchdog_enter(phase_names[p], p == DPT_PHASE_COMM_WAIT || p == DPT_PHASE_SYNC_CHECK);
+}
 
 void dpt_timer_stop(dpt_timers *t, dpt_phase p) {
   if (t->since[p] < 0.0) return;
   t->total[p] += MPI_Wtime() - t->since[p];
   t->since[p] = -1.0;
+  dpt_watchdog_leave();
 }
 
 /* MPI_Op over one contiguous type of 2 * DPT_PHASE_COUNT doubles: max of the first half,

@@ -18,11 +18,13 @@
 #include "dptrain/timer.h"
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
+#include "dptrain/watchdog.h"
 
 /* The run plan: [train] and [run] keys, checked before any work. */
 typedef struct plan {
   int64_t epochs, batch, log_every, threads;
   uint64_t seed;
+  double timeout;     /* parallel.timeout: the watchdog's limit in seconds, 0 none (watchdog.h) */
   dpt_dtype dtype;
   bool quiet, print_params;
   int64_t progress;   /* -1 auto (bar on a terminal), 0 off, 1 on */
@@ -52,6 +54,7 @@ static dpt_status read_plan(dpt_config *cfg, plan *p) {
   DPT_CALL(dpt_config_get_string(cfg, "run.metrics", NULL, &p->metrics_path));
   DPT_CALL(dpt_config_get_int(cfg, "run.progress", -1, -1, 1, &p->progress));
   DPT_CALL(dpt_config_get_double(cfg, "run.progress_every", 30.0, 0.0, 1e9, DPT_RANGE_OPEN_LO, &p->progress_every));
+  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &p->timeout));
   return DPT_OK;
 }
 
@@ -219,7 +222,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   memset(&ck, 0, sizeof ck);
   ck.c = c;
   const char *init_file = NULL;
-  bool signals_on = false;
+  bool signals_on = false, watchdog_on = false;
   dpt_rbf_fit_info rbf;
   memset(&rbf, 0, sizeof rbf);
   memset(res, 0, sizeof *res);
@@ -227,6 +230,8 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   if (params_out) *params_out = NULL;
 
   AGREE(read_plan(cfg, &p));
+  AGREE(dpt_watchdog_start(p.timeout, c->rank));
+  watchdog_on = true;
   AGREE(dpt_checkpoint_read_config(cfg, &cp));
   AGREE(dpt_reduce_opts_read(cfg, &ro));
   int threads = 1;
@@ -347,6 +352,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   double t0 = MPI_Wtime();
   if (second_order) { /* epochs = iterations, steps = function evaluations */
     dpt_so_train_result sr;
+    dpt_watchdog_enter("second-order training", true); /* its evaluations agree often (comm.h) */
     AGREE(dpt_second_order_train(c, &so_opt, m, train, c->rank == 0 && !p.quiet ? dpt_so_log_stdout : NULL, NULL,
                                  &sr));
     res->epochs = sr.iters;
@@ -371,6 +377,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
        * reducer's collectives must be joined by every rank) and the failure is agreed once, at
        * the step's end, with the stop request: one small allreduce per step, not one per call. */
       dpt_status pending = DPT_OK;
+      dpt_watchdog_step(global_step + 1);
       dpt_schedule_apply(sched, o, global_step, epoch);
       LOCAL(dpt_optim_prepare(o, params));
       LOCAL(dpt_reducer_begin(red, terms));
@@ -459,7 +466,9 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
         ck.s.epoch_loss_sum = epoch_loss;
         ck.s.epoch_rows = epoch_rows;
         double tk = MPI_Wtime();
+        dpt_watchdog_enter("writing a checkpoint", true);
         AGREE(ckpt_save(&ck, &cp, p.quiet && !stop));
+        dpt_watchdog_leave();
         dpt_trace_event(trace, "checkpoint", "io", DPT_TRACE_IO, tk, MPI_Wtime(), global_step + 1);
       }
       if (stop) {
@@ -519,6 +528,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
   res->seconds = MPI_Wtime() - t0;
   dpt_metrics_progress_end(metrics);
+  dpt_watchdog_enter("writing the final checkpoint, model file and trace", true);
   if (cp.enabled && global_step > 0) {
     ck.s.epoch = p.epochs;
     ck.s.step_in_epoch = 0;
@@ -544,6 +554,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   }
 
 done:
+  if (watchdog_on) dpt_watchdog_stop();
   if (signals_on) dpt_signals_restore();
   dpt_free(&ck.s.history);
   dpt_rbf_fit_info_free(&rbf);

@@ -5,11 +5,16 @@
  *   DPT_IO_FAULT=read@K | write@K   the K-th (from 1) pread/pread64/preadv call (read) or
  *                                    pwrite/pwrite64/pwritev call (write) of this process on a
  *                                    file whose path contains ".h5" returns -1 with errno EIO
+ *   DPT_IO_FAULT=hang-read@K | hang-write@K   that call never returns, as on a hung network
+ *                                    file system: it blocks in a read of a pipe nobody writes
+ *                                    (a system call, as a hung file system's would be; the
+ *                                    watchdog's test, watchdog.h)
  *   DPT_FAULT_RANK=R                 only on MPI_COMM_WORLD rank R (default 0), as the launcher
  *                                    names it (OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK)
  *
- * The failing call writes "io-fault: rank R: <call> #K of <path> fails with EIO" to stderr,
- * so that a run which ends well after it can be told apart from one the fault never reached.
+ * The failing call writes "io-fault: rank R: <call> #K of <path> fails with EIO" (or "hangs")
+ * to stderr, so that a run which ends well after it can be told apart from one the fault never
+ * reached.
  * HDF5's sec2 driver and both of Open MPI's MPI-IO components (OMPIO's fbtl posix, ROMIO)
  * make these libc calls through the dynamic linker, which is what lets a preloaded library
  * interpose them. Used by launch/fault-sweep --fault read|write and tests/cli_fault.sh. */
@@ -26,6 +31,7 @@ enum { OP_NONE, OP_READ, OP_WRITE };
 
 static int g_op = -1;  /* which calls fail here: -1 not yet read from the environment */
 static long g_at, g_count;
+static int g_hang; /* the call hangs instead of failing */
 
 /* This process's MPI_COMM_WORLD rank as the launcher gave it, NULL when not launched so. */
 static const char *my_rank(void) {
@@ -41,6 +47,7 @@ static void setup(void) {
   const char *f = getenv("DPT_IO_FAULT"), *want = getenv("DPT_FAULT_RANK"), *me = my_rank();
   if (!f || !me || atoi(me) != (want ? atoi(want) : 0)) return;
   char *end;
+  if (!strncmp(f, "hang-", 5)) g_hang = 1, f += 5;
   if (!strncmp(f, "read@", 5)) g_op = OP_READ, g_at = strtol(f + 5, &end, 10);
   else if (!strncmp(f, "write@", 6)) g_op = OP_WRITE, g_at = strtol(f + 6, &end, 10);
   else return;
@@ -57,6 +64,14 @@ static int fails(int op, int fd, const char *call) {
   if (n <= 0) return 0;
   path[n] = '\0';
   if (!strstr(path, ".h5") || ++g_count != g_at) return 0;
+  if (g_hang) {
+    fprintf(stderr, "io-fault: rank %s: %s #%ld of %s hangs\n", my_rank(), call, g_count, path);
+    int never[2];
+    char byte;
+    if (pipe(never) == 0)
+      for (;;) (void)!read(never[0], &byte, 1);
+    for (;;) pause();
+  }
   fprintf(stderr, "io-fault: rank %s: %s #%ld of %s fails with EIO\n", my_rank(), call, g_count, path);
   errno = EIO;
   return 1;

@@ -253,6 +253,10 @@ dpt_status dpt_signals_agree_stop(const dpt_comm *c, bool *stop);
  *   DPT_FAULT=signal@K  raises SIGUSR1 at step boundary K (a real signal through the handler)
  *   DPT_FAULT=kill@K    raises SIGKILL at step boundary K
  *   DPT_FAULT=kill-in-save@K  raises SIGKILL in the middle of writing checkpoint K
+ *   DPT_FAULT=stall@K   stops making progress at step boundary K (sleeps for ever; the
+ *                       watchdog of watchdog.h ends the job)
+ *   DPT_FAULT=freeze@K  raises SIGSTOP at step boundary K (the whole process stops, its
+ *                       watchdog too; the other ranks' watchdogs end the job)
  * on the rank DPT_FAULT_RANK (default 0). where is "step" or "save". Does nothing when
  * DPT_FAULT is unset. Not collective. */
 void dpt_signals_fault_point(const dpt_comm *c, const char *where, int64_t step);

@@ -30,6 +30,7 @@ static const alias aliases[] = {
     {"micro-batch", "parallel.micro_batch", NULL, "exact mode: micro-batch size (independent of ranks)"},
     {"accumulate", "parallel.accumulate", NULL, "micro-steps per optimizer step (one reduction)"},
     {"check-sync", "parallel.check_sync", NULL, "verify parameters are identical on all ranks every N steps"},
+    {"timeout", "parallel.timeout", NULL, "seconds without progress before the watchdog ends the job (0 = never)"},
     {"shuffle", "data.shuffle", NULL, "global, local or none"},
     {"standardize", "data.standardize", "true", "standardize features with training-set mean/std"},
     {"threads", "run.threads", NULL, "BLAS threads per rank (0 = auto)"},

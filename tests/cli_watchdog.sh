@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# cli_watchdog.sh — a rank that stalls without an error does not leave the others waiting
+# (include/dptrain/watchdog.h): with --timeout 2 (parallel.timeout), a rank that stops making
+# progress at step 5 (DPT_FAULT=stall@5) ends the job within seconds with one line naming
+# itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is reported
+# by rank 0, which waits for it; a write or a read of an HDF5 file that never returns (the
+# preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is named by the rank it hangs on, and
+# no checkpoint is published; the whole job stopped for 4 s (twice the limit; SIGSTOP,
+# SIGCONT, as a scheduler suspends a job) trains on to exit 0; a bad limit is an error
+# naming the key.
+# dpt-test: timeout=240
+. "$DPT_SOURCE_DIR/tests/common.sh"
+
+"$bin/dpt-generate" spiral "$dir/sp.h5" --rows 300 > /dev/null || exit 1
+sed "s#data/spiral.h5#$dir/sp.h5#; s/epochs = 60/epochs = 3/" "$DPT_SOURCE_DIR/data/spiral.ini" > "$dir/sp.ini"
+
+# stalled NAME NP ENV...: runs 3 epochs at NP ranks with a 2 s limit and the environment
+# ENV, into $dir/NAME.txt; checks a non-zero exit within 30 s; sets $out and $first (the
+# first "dptrain: fatal" line)
+stalled() {
+  local name=$1 np=$2 start rc took
+  shift 2
+  out=$dir/$name.txt
+  start=$(date +%s)
+  env "$@" timeout 60 $MPIEXEC -n "$np" "$DPTRAIN" train "$dir/sp.ini" --run.quiet=true --timeout=2 \
+    --checkpoint.every=5 --checkpoint.dir="$dir/ck-$name" > "$out" 2>&1
+  rc=$?
+  took=$(( $(date +%s) - start ))
+  first=$(grep -m1 '^dptrain: fatal' "$out")
+  check "$name: non-zero exit, not the timeout's (rc $rc)" "[ $rc != 0 ] && [ $rc != 124 ]"
+  check "$name: stopped within 30 s (took $took s)" "[ $took -lt 30 ]"
+}
+
+stalled stall 2 DPT_FAULT=stall@5 DPT_FAULT_RANK=1
+check "stall: the first line names rank 1, the phase and the step: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in training step (step 5): this rank is stalled there, or waits for a rank that is (parallel.timeout = 2 s); stopping all' ]]"
+
+stalled freeze 3 DPT_FAULT=freeze@5 DPT_FAULT_RANK=2
+check "freeze: rank 0 reports the wait at step 5: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in agreeing on errors (step 5), which waits for every rank: a rank is stalled, stopped or lost (parallel.timeout = 2 s); stopping all' ]]"
+
+# the first write of the first checkpoint (step 5) hangs on rank 1; the 20th read (of the data,
+# while setting up) on rank 0
+stalled hang-write 2 LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=hang-write@1 DPT_FAULT_RANK=1
+check "hang-write: the fault was reached" "grep -q 'io-fault: rank 1: .* of .*ckpt-00000005.h5.tmp hangs' $out"
+check "hang-write: rank 1 names the blocked system call: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in writing a checkpoint (step 5): blocked in the system call read on pipe:'*'(a hung file system?)'* ]]"
+check "hang-write: no checkpoint published" "[ ! -e $dir/ck-hang-write/ckpt-00000005.h5 ]"
+stalled hang-read 2 LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=hang-read@20 DPT_FAULT_RANK=0
+check "hang-read: the fault was reached" "grep -q 'io-fault: rank 0: .* #20 of .*sp.h5 hangs' $out"
+check "hang-read: rank 0 names the blocked system call: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in '*': blocked in the system call read on pipe:'*'(a hung file system?)'* ]]"
+
+# The whole job stopped for 4 s, twice the limit, 1.5 s after the start (both ranks running
+# by then: checked); 8000 epochs take ~5 s on 2 ranks here.
+timeout 120 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/sp.ini" --run.quiet=true --timeout=2 --train.epochs=8000 \
+  > "$dir/suspend.txt" 2>&1 &
+job=$!
+sleep 1.5
+ranks=$(pgrep -P "$(pgrep -P $job | head -1)" -x dptrain | tr '\n' ' ')
+check "suspend: 2 ranks running when the job is stopped (pids: $ranks)" "[ \$(echo $ranks | wc -w) = 2 ]"
+[ -n "$ranks" ] && kill -STOP $ranks
+sleep 4
+[ -n "$ranks" ] && kill -CONT $ranks
+wait $job
+rc=$?
+check "suspend: the job trains on to exit 0 (rc $rc)" "[ $rc = 0 ] && grep -q '^final: epochs 8000' $dir/suspend.txt"
+
+timeout 60 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/sp.ini" --timeout=-1 > "$dir/bad.txt" 2>&1
+rc=$?
+check "bad limit: exit 1 with one line naming parallel.timeout (rc $rc)" \
+  "[ $rc = 1 ] && [ \$(grep -c 'parallel.timeout' $dir/bad.txt) = 1 ]"
+
+[ $fail = 0 ] || cat "$dir"/*.txt
+exit $fail
