@@ -5,7 +5,8 @@
 # itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is reported
 # by rank 0, which waits for it; a write or a read of an HDF5 file that never returns (the
 # preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is named by the rank it hangs on, and
-# no checkpoint is published; the whole job stopped for 4 s (twice the limit; SIGSTOP,
+# no checkpoint is published; a hung read in `dptrain eval` and `dptrain predict` ends them
+# the same way (and their --help says so); the whole job stopped for 4 s (twice the limit; SIGSTOP,
 # SIGCONT, as a scheduler suspends a job) trains on to exit 0; a bad limit is an error
 # naming the key.
 # dpt-test: timeout=240
@@ -50,6 +51,25 @@ stalled hang-read 2 LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=hang-read@20 DPT
 check "hang-read: the fault was reached" "grep -q 'io-fault: rank 0: .* #20 of .*sp.h5 hangs' $out"
 check "hang-read: rank 0 names the blocked system call: $first" \
   "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in '*': blocked in the system call read on pipe:'*'(a hung file system?)'* ]]"
+
+# eval and predict: the watchdog runs there too
+timeout 60 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/sp.ini" --run.quiet=true --checkpoint.model_out="$dir/m.h5" \
+  > "$dir/model.txt" 2>&1
+check "a model file for eval and predict" "[ $? = 0 ] && [ -f $dir/m.h5 ]"
+for cmd in eval predict; do
+  out=()
+  [ $cmd = predict ] && out=(--out="$dir/p.h5")
+  start=$(date +%s)
+  LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=hang-read@2 DPT_FAULT_RANK=1 timeout 60 $MPIEXEC -n 2 "$DPTRAIN" $cmd \
+    "$dir/m.h5" "$dir/sp.h5" "${out[@]}" --timeout=2 > "$dir/$cmd.txt" 2>&1
+  rc=$? took=$(( $(date +%s) - start ))
+  first=$(grep -m1 '^dptrain: fatal' "$dir/$cmd.txt")
+  check "$cmd, a hung read on rank 1: exit 1 within 30 s (rc $rc, $took s)" "[ $rc = 1 ] && [ $took -lt 30 ]"
+  check "$cmd: rank 1 names the blocked system call: $first" \
+    "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in '*'ing: blocked in the system call read on pipe:'* ]]"
+  check "$cmd --help documents --timeout" "\"$DPTRAIN\" $cmd --help | grep -q -- '--timeout: seconds without'"
+done
+check "predict: no output file after the hang" "[ ! -e $dir/p.h5 ]"
 
 # The whole job stopped for 4 s, twice the limit, 1.5 s after the start (both ranks running
 # by then: checked); 8000 epochs take ~5 s on 2 ranks here.

@@ -7,6 +7,17 @@
 
 #include "cli.h"
 #include "eval_common.h"
+#include "dptrain/watchdog.h"
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: dptrain eval MODEL DATA [--threads N] [--timeout S] [--section.key=value ...]\n"
+             "       mpirun -n P dptrain eval MODEL DATA ...\n\n"
+             "Loss and accuracy (classification) or R^2 (regression) of MODEL (a model file or a\n"
+             "checkpoint) on the /X, /y split of the HDF5 dataset DATA, every row once, in parallel.\n"
+             "--threads: BLAS threads per rank (run.threads, 0 = auto); --timeout: seconds without\n"
+             "progress before the watchdog ends the job (parallel.timeout, default 600, 0 = never).\n"
+             "Exit code 0 on success, 1 on any error.\n");
+}
 
 static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   dpt_status st = DPT_OK;
@@ -17,15 +28,19 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   const char *pos[2];
   int npos = 0;
   int64_t threads = 0;
+  double timeout = 600.0;
   int used;
   DPT_TRY_TO(args, dpt_config_create(&cfg));
   DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT,
                    "eval: expected MODEL DATA (a model file or checkpoint, and an HDF5 dataset)");
   DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
+  DPT_TRY_TO(args, dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &timeout));
   DPT_TRY_TO(args, dpt_config_check_unused(cfg));
 args:
   DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
+  DPT_TRY(dpt_comm_agree(c, dpt_watchdog_start(timeout, c->rank))); /* a stalled rank (watchdog.h) */
+  dpt_watchdog_enter("evaluating", true); /* collective reads and writes, agreed per chunk */
   DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
   DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
   DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));
@@ -51,10 +66,18 @@ args:
     fflush(stdout);
   }
 done:
+  dpt_watchdog_stop();
   dpt_dataset_close(&ds);
   dpt_loaded_model_free(&lm);
   dpt_config_destroy(&cfg);
   return st;
 }
 
-int dpt_cmd_eval(const dpt_comm *c, int argc, char **argv) { return dpt_cli_finish(c, run(c, argc, argv)); }
+int dpt_cmd_eval(const dpt_comm *c, int argc, char **argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      if (c->rank == 0) usage(stdout);
+      return 0;
+    }
+  return dpt_cli_finish(c, run(c, argc, argv));
+}

@@ -9,6 +9,17 @@
 
 #include "cli.h"
 #include "eval_common.h"
+#include "dptrain/watchdog.h"
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: dptrain predict MODEL DATA --out FILE.h5 [--threads N] [--timeout S] [--section.key=value ...]\n"
+             "       mpirun -n P dptrain predict MODEL DATA --out FILE.h5 ...\n\n"
+             "Writes MODEL's outputs (after the output function) for every row of DATA's /X, in input\n"
+             "order, to /outputs of FILE.h5 (classification also /predicted, the class ids), in\n"
+             "parallel, atomically. --threads: BLAS threads per rank (run.threads, 0 = auto);\n"
+             "--timeout: seconds without progress before the watchdog ends the job\n"
+             "(parallel.timeout, default 600, 0 = never). Exit code 0 on success, 1 on any error.\n");
+}
 
 static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   dpt_status st = DPT_OK;
@@ -21,15 +32,19 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   const char *pos[2], *out_path = NULL;
   int npos = 0, used;
   int64_t threads = 0;
+  double timeout = 600.0;
   DPT_TRY_TO(args, dpt_config_create(&cfg));
   DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT, "predict: expected MODEL DATA --out FILE.h5");
   DPT_TRY_TO(args, dpt_config_get_string(cfg, "run.out", NULL, &out_path));
   DPT_TRY_CHECK_TO(args, out_path && *out_path, DPT_ERR_INPUT, "predict: --out FILE.h5 is required");
   DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
+  DPT_TRY_TO(args, dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &timeout));
   DPT_TRY_TO(args, dpt_config_check_unused(cfg));
 args:
   DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
+  DPT_TRY(dpt_comm_agree(c, dpt_watchdog_start(timeout, c->rank))); /* a stalled rank (watchdog.h) */
+  dpt_watchdog_enter("predicting", true); /* collective reads and writes, agreed per chunk */
   DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
   DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
   DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));
@@ -61,6 +76,7 @@ args:
     fflush(stdout);
   }
 done:
+  dpt_watchdog_stop();
   dpt_ckpt_discard(&f);
   dpt_free(&out);
   dpt_free(&pred);
@@ -70,4 +86,11 @@ done:
   return st;
 }
 
-int dpt_cmd_predict(const dpt_comm *c, int argc, char **argv) { return dpt_cli_finish(c, run(c, argc, argv)); }
+int dpt_cmd_predict(const dpt_comm *c, int argc, char **argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      if (c->rank == 0) usage(stdout);
+      return 0;
+    }
+  return dpt_cli_finish(c, run(c, argc, argv));
+}
