@@ -187,6 +187,12 @@ static void blocked_body(void) {
 
 static void test_blocked_in_io_names_the_call(void **state) {
   (void)state;
+  FILE *probe = fopen("/proc/self/syscall", "r"); /* a kernel without it: the watchdog cannot tell */
+  if (!probe) {
+    print_message("no /proc/self/syscall here: the watchdog cannot name a blocked call; skipped\n");
+    skip();
+  }
+  fclose(probe);
   char err[1024];
   double took;
   int rc = run_child(blocked_body, err, sizeof err, &took, 0, 0);
