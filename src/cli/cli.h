@@ -29,6 +29,10 @@ dpt_status dpt_cli_load_config(const dpt_comm *c, dpt_config *cfg, const char *p
 /* Prints the short flags and what key each sets. */
 void dpt_cli_print_aliases(FILE *f);
 
+/* Whether argv[1..] holds --help or -h; if so rank 0 prints usage to stdout (the caller
+ * returns 0). Local: every rank sees the same command line. */
+bool dpt_cli_wants_help(const dpt_comm *c, int argc, char **argv, void (*usage)(FILE *));
+
 /* Agrees st across ranks; prints the agreed error once on rank 0; returns the exit code. */
 int dpt_cli_finish(const dpt_comm *c, dpt_status st);
 

@@ -82,11 +82,7 @@ static dpt_status parse(int argc, char **argv, const char **csv, const char **la
 }
 
 int dpt_cmd_convert(const dpt_comm *c, int argc, char **argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      if (c->rank == 0) usage(stdout);
-      return 0;
-    }
+  if (dpt_cli_wants_help(c, argc, argv, usage)) return 0;
   const char *csv = NULL, *label = NULL, *xn = NULL, *yn = NULL, *ii = NULL, *il = NULL;
   dpt_convert_args a = {0};
   dpt_status st = parse(argc, argv, &csv, &label, &xn, &yn, &ii, &il, &a);

@@ -27,23 +27,16 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   memset(&lm, 0, sizeof lm);
   const char *pos[2];
   int npos = 0;
-  int64_t threads = 0;
-  double timeout = 600.0;
-  int used;
+  dpt_eval_plan plan;
   DPT_TRY_TO(args, dpt_config_create(&cfg));
   DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT,
                    "eval: expected MODEL DATA (a model file or checkpoint, and an HDF5 dataset)");
-  DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
-  DPT_TRY_TO(args, dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &timeout));
+  DPT_TRY_TO(args, dpt_eval_read_plan(cfg, &plan));
   DPT_TRY_TO(args, dpt_config_check_unused(cfg));
 args:
   DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
-  DPT_TRY(dpt_comm_agree(c, dpt_watchdog_start(timeout, c->rank))); /* a stalled rank (watchdog.h) */
-  dpt_watchdog_enter("evaluating", true); /* collective reads and writes, agreed per chunk */
-  DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
-  DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
-  DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));
+  DPT_TRY(dpt_eval_open(c, &plan, "evaluating", pos[0], pos[1], &lm, &ds));
   dpt_eval_sums s;
   int64_t first, count;
   st = dpt_eval_rows(c, &lm, ds, &s, NULL, &first, &count);
@@ -74,10 +67,6 @@ done:
 }
 
 int dpt_cmd_eval(const dpt_comm *c, int argc, char **argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      if (c->rank == 0) usage(stdout);
-      return 0;
-    }
+  if (dpt_cli_wants_help(c, argc, argv, usage)) return 0;
   return dpt_cli_finish(c, run(c, argc, argv));
 }

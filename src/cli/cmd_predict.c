@@ -30,24 +30,18 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   dpt_loaded_model lm;
   memset(&lm, 0, sizeof lm);
   const char *pos[2], *out_path = NULL;
-  int npos = 0, used;
-  int64_t threads = 0;
-  double timeout = 600.0;
+  int npos = 0;
+  dpt_eval_plan plan;
   DPT_TRY_TO(args, dpt_config_create(&cfg));
   DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT, "predict: expected MODEL DATA --out FILE.h5");
   DPT_TRY_TO(args, dpt_config_get_string(cfg, "run.out", NULL, &out_path));
   DPT_TRY_CHECK_TO(args, out_path && *out_path, DPT_ERR_INPUT, "predict: --out FILE.h5 is required");
-  DPT_TRY_TO(args, dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &threads));
-  DPT_TRY_TO(args, dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &timeout));
+  DPT_TRY_TO(args, dpt_eval_read_plan(cfg, &plan));
   DPT_TRY_TO(args, dpt_config_check_unused(cfg));
 args:
   DPT_TRY(dpt_comm_agree(c, st)); /* the local phase: every rank goes on to the collectives, or none */
-  DPT_TRY(dpt_comm_agree(c, dpt_watchdog_start(timeout, c->rank))); /* a stalled rank (watchdog.h) */
-  dpt_watchdog_enter("predicting", true); /* collective reads and writes, agreed per chunk */
-  DPT_TRY(dpt_comm_set_blas_threads(c, (int)threads, &used));
-  DPT_TRY(dpt_modelfile_load(c, pos[0], &lm));
-  DPT_TRY(dpt_dataset_open(c, pos[1], "train", &ds));
+  DPT_TRY(dpt_eval_open(c, &plan, "predicting", pos[0], pos[1], &lm, &ds));
   dpt_eval_sums s;
   int64_t first, count, N = dpt_dataset_rows(ds), k = lm.n_out;
   DPT_TRY(dpt_eval_rows(c, &lm, ds, &s, &out, &first, &count));
@@ -87,10 +81,6 @@ done:
 }
 
 int dpt_cmd_predict(const dpt_comm *c, int argc, char **argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      if (c->rank == 0) usage(stdout);
-      return 0;
-    }
+  if (dpt_cli_wants_help(c, argc, argv, usage)) return 0;
   return dpt_cli_finish(c, run(c, argc, argv));
 }

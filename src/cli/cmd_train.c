@@ -17,11 +17,7 @@ static void usage(FILE *f) {
 }
 
 int dpt_cmd_train(const dpt_comm *c, int argc, char **argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      if (c->rank == 0) usage(stdout);
-      return 0;
-    }
+  if (dpt_cli_wants_help(c, argc, argv, usage)) return 0;
   dpt_config *cfg = NULL;
   const char *pos[2];
   int npos = 0;

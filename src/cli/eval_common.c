@@ -3,7 +3,26 @@
 
 #include <string.h>
 
+#include "dptrain/watchdog.h"
+
 enum { CHUNK_ROWS = 4096 };
+
+dpt_status dpt_eval_read_plan(dpt_config *cfg, dpt_eval_plan *p) {
+  DPT_CALL(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &p->threads));
+  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &p->timeout));
+  return DPT_OK;
+}
+
+dpt_status dpt_eval_open(const dpt_comm *c, const dpt_eval_plan *p, const char *what, const char *model_path,
+                         const char *data_path, dpt_loaded_model *lm, dpt_dataset **ds) {
+  int used;
+  DPT_CALL(dpt_comm_agree(c, dpt_watchdog_start(p->timeout, c->rank))); /* a stalled rank (watchdog.h) */
+  dpt_watchdog_enter(what, true); /* collective reads and writes, agreed per chunk */
+  DPT_CALL(dpt_comm_set_blas_threads(c, (int)p->threads, &used));
+  DPT_CALL(dpt_modelfile_load(c, model_path, lm));
+  DPT_CALL(dpt_dataset_open(c, data_path, "train", ds));
+  return DPT_OK;
+}
 
 static double get(dpt_dtype t, const void *p, int64_t i) {
   return t == DPT_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];

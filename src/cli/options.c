@@ -46,6 +46,15 @@ static const alias aliases[] = {
     {"rows", "gradcheck.rows", NULL, "gradcheck: number of samples"},
 };
 
+bool dpt_cli_wants_help(const dpt_comm *c, int argc, char **argv, void (*usage)(FILE *)) {
+  for (int i = 1; i < argc; ++i)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      if (c->rank == 0) usage(stdout);
+      return true;
+    }
+  return false;
+}
+
 void dpt_cli_print_aliases(FILE *f) {
   for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; ++i)
     fprintf(f, "  --%-18s %-22s %s\n", aliases[i].flag, aliases[i].key, aliases[i].help);
