@@ -54,7 +54,8 @@ static dpt_status read_plan(dpt_config *cfg, plan *p) {
   DPT_CALL(dpt_config_get_string(cfg, "run.metrics", NULL, &p->metrics_path));
   DPT_CALL(dpt_config_get_int(cfg, "run.progress", -1, -1, 1, &p->progress));
   DPT_CALL(dpt_config_get_double(cfg, "run.progress_every", 30.0, 0.0, 1e9, DPT_RANGE_OPEN_LO, &p->progress_every));
-  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &p->timeout));
+  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", DPT_WATCHDOG_DEFAULT_TIMEOUT_S, 0.0, 1e9,
+                                 DPT_RANGE_CLOSED, &p->timeout));
   return DPT_OK;
 }
 

@@ -48,6 +48,9 @@
 
 #include "dptrain/error.h"
 
+/* parallel.timeout's default, in seconds (PyTorch's NCCL default). */
+#define DPT_WATCHDOG_DEFAULT_TIMEOUT_S 600.0
+
 /* Local. Starts the thread with a limit of timeout_s seconds (0: none is started; must be
  * finite and >= 0) for messages naming `rank`, and resets the phase stack to "setting up"
  * (a wait: setting up is mostly collective I/O) with no step. A second start without a stop

@@ -31,7 +31,7 @@ static dpt_status run(const dpt_comm *c, int argc, char **argv) {
   memset(&lm, 0, sizeof lm);
   const char *pos[2], *out_path = NULL;
   int npos = 0;
-  dpt_eval_plan plan;
+  dpt_eval_plan plan = {0};
   DPT_TRY_TO(args, dpt_config_create(&cfg));
   DPT_TRY_TO(args, dpt_cli_apply_args(cfg, argc, argv, pos, 2, &npos));
   DPT_TRY_CHECK_TO(args, npos == 2, DPT_ERR_INPUT, "predict: expected MODEL DATA --out FILE.h5");

@@ -9,7 +9,8 @@ enum { CHUNK_ROWS = 4096 };
 
 dpt_status dpt_eval_read_plan(dpt_config *cfg, dpt_eval_plan *p) {
   DPT_CALL(dpt_config_get_int(cfg, "run.threads", 0, 0, 4096, &p->threads));
-  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", 600.0, 0.0, 1e9, DPT_RANGE_CLOSED, &p->timeout));
+  DPT_CALL(dpt_config_get_double(cfg, "parallel.timeout", DPT_WATCHDOG_DEFAULT_TIMEOUT_S, 0.0, 1e9,
+                                 DPT_RANGE_CLOSED, &p->timeout));
   return DPT_OK;
 }
 
