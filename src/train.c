@@ -231,6 +231,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
   if (params_out) *params_out = NULL;
 
   AGREE(read_plan(cfg, &p));
+  if (p.timeout > 0) AGREE(dpt_watchdog_find_peers(c)); /* the same config on every rank */
   AGREE(dpt_watchdog_start(p.timeout, c->rank));
   watchdog_on = true;
   AGREE(dpt_checkpoint_read_config(cfg, &cp));

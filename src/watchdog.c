@@ -2,6 +2,8 @@
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "dptrain/watchdog.h"
 
+#include "dptrain/types.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,6 +40,15 @@ static bool g_stop = false;
 static double g_timeout = 0.0;
 static int g_rank = 0;
 static long g_tid = 0; /* the training thread's id, for /proc/self/task/TID/syscall */
+
+/* The ranks on this node (dpt_watchdog_find_peers): world rank, process id, start time
+ * (clock ticks after boot, /proc/PID/stat field 22: tells a reused pid apart). Owned here,
+ * freed by dpt_watchdog_stop; none when the ranks cannot see each other's /proc. */
+typedef struct peer {
+  int64_t rank, pid, start;
+} peer;
+static peer *g_peers = NULL;
+static int g_n_peers = 0;
 
 static void publish(const char *what, bool waits) {
   atomic_store_explicit(&g_what, what, memory_order_relaxed);
@@ -121,6 +132,51 @@ static void io_call_now(char *out, size_t n) {
   }
 }
 
+/* State letter and start time of process pid from /proc/PID/stat; false when it is gone. */
+static bool proc_stat(int64_t pid, char *state, int64_t *start) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* the command name, in parentheses, may hold spaces */
+  if (!p || p[1] != ' ') return false;
+  *state = p[2];
+  p += 3;
+  for (int field = 4; field < 22 && p; ++field) p = strchr(p + 1, ' '); /* to field 22 */
+  if (!p) return false;
+  *start = strtoll(p + 1, NULL, 10);
+  return true;
+}
+
+/* What the other ranks on this node are doing, as far as /proc tells: "on this node, rank 2
+ * (pid 1234) is stopped (SIGSTOP or a debugger)"; "" when every one runs or sleeps. */
+static void describe_peers(char *out, size_t n) {
+  size_t len = 0;
+  out[0] = '\0';
+  for (int i = 0; i < g_n_peers && len + 1 < n; ++i) {
+    if (g_peers[i].rank == g_rank) continue;
+    char state = '?';
+    int64_t start = -1;
+    const char *what = NULL;
+    if (!proc_stat(g_peers[i].pid, &state, &start) || start != g_peers[i].start || state == 'Z' || state == 'X')
+      what = "has exited";
+    else if (state == 'T')
+      what = "is stopped (SIGSTOP or a debugger)";
+    else if (state == 't')
+      what = "is stopped by a debugger";
+    else if (state == 'D')
+      what = "is in uninterruptible sleep (I/O: a hung file system?)";
+    if (!what) continue;
+    int w = snprintf(out + len, n - len, "%srank %lld (pid %lld) %s", len ? "; " : "on this node, ",
+                     (long long)g_peers[i].rank, (long long)g_peers[i].pid, what);
+    if (w < 0) break;
+    len += (size_t)w;
+  }
+}
+
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -133,17 +189,20 @@ static _Noreturn void fire(double idle, const char *io) {
   const char *what = atomic_load_explicit(&g_what, memory_order_relaxed);
   bool waits = atomic_load_explicit(&g_waits, memory_order_relaxed);
   long long step = (long long)atomic_load_explicit(&g_step, memory_order_relaxed);
-  char where[160], line[512];
+  char where[160], peers[400], line[1024];
   if (step > 0) snprintf(where, sizeof where, "%s (step %lld)", what, step);
   else snprintf(where, sizeof where, "%s", what);
   if (io[0])
     snprintf(line, sizeof line,
              "dptrain: fatal on rank %d: no progress for %.0f s in %s: blocked in the system call %s (a hung file "
              "system?) (parallel.timeout = %g s); stopping all\n", g_rank, idle, where, io, g_timeout);
-  else if (waits)
+  else if (waits) {
+    describe_peers(peers, sizeof peers);
     snprintf(line, sizeof line,
-             "dptrain: fatal on rank %d: no progress for %.0f s in %s, which waits for every rank: a rank is "
-             "stalled, stopped or lost (parallel.timeout = %g s); stopping all\n", g_rank, idle, where, g_timeout);
+             "dptrain: fatal on rank %d: no progress for %.0f s in %s, which waits for every rank: %s "
+             "(parallel.timeout = %g s); stopping all\n", g_rank, idle, where,
+             peers[0] ? peers : "a rank is stalled, stopped or lost", g_timeout);
+  }
   else
     snprintf(line, sizeof line,
              "dptrain: fatal on rank %d: no progress for %.0f s in %s: this rank is stalled there, or waits for a "
@@ -213,7 +272,39 @@ dpt_status dpt_watchdog_start(double timeout_s, int rank) {
   return DPT_OK;
 }
 
+dpt_status dpt_watchdog_find_peers(const dpt_comm *c) {
+  DPT_CHECK(!g_running, DPT_ERR_INTERNAL, "watchdog: find its peers before it starts");
+  dpt_free(&g_peers);
+  g_n_peers = 0;
+  MPI_Comm node;
+  DPT_CALL_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  int n = 0;
+  MPI_Comm_size(node, &n);
+  peer mine = {.rank = c->rank, .pid = (int64_t)getpid(), .start = -1}, *all = NULL;
+  char state;
+  proc_stat(mine.pid, &state, &mine.start);
+  dpt_status st = dpt_comm_agree(c, dpt_alloc((size_t)n, sizeof *all, "watchdog: the ranks of this node", &all));
+  if (st == DPT_OK) MPI_Allgather(&mine, 3, MPI_INT64_T, all, 3, MPI_INT64_T, node); /* fatal on failure (comm.h) */
+  MPI_Comm_free(&node);
+  if (st != DPT_OK) {
+    dpt_free(&all);
+    return st;
+  }
+  for (int i = 0; i < n; ++i) { /* another pid namespace per rank: /proc shows someone else */
+    int64_t start = -2;
+    if (!proc_stat(all[i].pid, &state, &start) || start != all[i].start) {
+      dpt_free(&all);
+      return DPT_OK;
+    }
+  }
+  g_peers = all;
+  g_n_peers = n;
+  return DPT_OK;
+}
+
 void dpt_watchdog_stop(void) {
+  dpt_free(&g_peers);
+  g_n_peers = 0;
   if (!g_running) return;
   pthread_mutex_lock(&g_mutex);
   g_stop = true;

@@ -2,8 +2,9 @@
 # cli_watchdog.sh — a rank that stalls without an error does not leave the others waiting
 # (include/dptrain/watchdog.h): with --timeout 2 (parallel.timeout), a rank that stops making
 # progress at step 5 (DPT_FAULT=stall@5) ends the job within seconds with one line naming
-# itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is reported
-# by rank 0, which waits for it; a write or a read of an HDF5 file that never returns (the
+# itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is named
+# by rank 0, which waits for it; a rank killed while the launcher does not end the job
+# (--enable-recovery) leaves no rank waiting, and rank 0 names it; a write or a read of an HDF5 file that never returns (the
 # preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is named by the rank it hangs on, and
 # no checkpoint is published; a hung read in `dptrain eval` and `dptrain predict` ends them
 # the same way (and their --help says so); the whole job stopped for 4 s (twice the limit; SIGSTOP,
@@ -37,8 +38,21 @@ check "stall: the first line names rank 1, the phase and the step: $first" \
   "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in training step (step 5): this rank is stalled there, or waits for a rank that is (parallel.timeout = 2 s); stopping all' ]]"
 
 stalled freeze 3 DPT_FAULT=freeze@5 DPT_FAULT_RANK=2
-check "freeze: rank 0 reports the wait at step 5: $first" \
-  "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in agreeing on errors (step 5), which waits for every rank: a rank is stalled, stopped or lost (parallel.timeout = 2 s); stopping all' ]]"
+check "freeze: rank 0 reports the wait at step 5 and names rank 2 as stopped: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in agreeing on errors (step 5), which waits for every rank: on this node, rank 2 (pid '*') is stopped (SIGSTOP or a debugger) (parallel.timeout = 2 s); stopping all' ]]"
+
+# A rank killed while the launcher is told not to end the job (--enable-recovery): the
+# others end themselves, each with its line; rank 0 names the dead rank.
+start=$(date +%s)
+DPT_FAULT=kill@5 DPT_FAULT_RANK=1 timeout 60 $MPIEXEC --enable-recovery -n 3 "$DPTRAIN" train "$dir/sp.ini" \
+  --run.quiet=true --timeout=2 > "$dir/recovery.txt" 2>&1
+rc=$? took=$(( $(date +%s) - start ))
+check "killed rank, no launcher help: every rank stopped within 30 s, not by the timeout (rc $rc, $took s)" \
+  "[ $rc != 124 ] && [ $took -lt 30 ]"
+check "killed rank, no launcher help: ranks 0 and 2 each ended with a line" \
+  "grep -q '^dptrain: fatal on rank 0: ' $dir/recovery.txt && grep -q '^dptrain: fatal on rank 2: ' $dir/recovery.txt"
+check "killed rank, no launcher help: rank 0 names rank 1 as exited" \
+  "grep -q '^dptrain: fatal on rank 0: .* which waits for every rank: on this node, rank 1 (pid [0-9]*) has exited' $dir/recovery.txt"
 
 # the first write of the first checkpoint (step 5) hangs on rank 1; the 20th read (of the data,
 # while setting up) on rank 0. Naming the blocked call needs /proc/PID/task/TID/syscall.

@@ -20,7 +20,10 @@
  *   dptrain: fatal on rank 1: no progress for 2 s in training step (step 5): this rank is
  *       stalled there, or waits for a rank that is (parallel.timeout = 2 s); stopping all
  *   dptrain: fatal on rank 0: no progress for 4 s in agreeing on errors (step 5), which waits
- *       for every rank: a rank is stalled, stopped or lost (parallel.timeout = 2 s); stopping all
+ *       for every rank: on this node, rank 2 (pid 4711) is stopped (SIGSTOP or a debugger)
+ *       (parallel.timeout = 2 s); stopping all
+ * (a waiting rank names the ranks of its node whose processes are stopped, in uninterruptible
+ * sleep or gone, dpt_watchdog_find_peers; else it says "a rank is stalled, stopped or lost")
  *
  *   dptrain: fatal on rank 1: no progress for 2 s in writing a checkpoint (step 5): blocked in
  *       the system call pwrite64 on /scratch/ck/ckpt-00000005.h5.tmp (a hung file system?) ...
@@ -46,6 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dptrain/comm.h"
 #include "dptrain/error.h"
 
 /* parallel.timeout's default, in seconds (PyTorch's NCCL default). */
@@ -56,7 +60,13 @@
  * (a wait: setting up is mostly collective I/O) with no step. A second start without a stop
  * is an error. */
 dpt_status dpt_watchdog_start(double timeout_s, int rank);
-/* Local. Stops and joins the thread; no-op when none runs. */
+/* Collective over c; call before dpt_watchdog_start (and only when a limit is set): learns
+ * the process ids of the ranks on this node (one allgather over the node's ranks), so that a
+ * rank whose wait times out can say which of them is stopped, in uninterruptible sleep or
+ * gone (/proc/PID/stat; nothing when the ranks do not share a /proc, as in one container per
+ * rank). Errors are agreed. */
+dpt_status dpt_watchdog_find_peers(const dpt_comm *c);
+/* Local. Stops and joins the thread (no-op when none runs) and forgets the peers. */
 void dpt_watchdog_stop(void);
 
 /* Progress marks (see above). `what` must outlive the watchdog (a string literal); `waits`

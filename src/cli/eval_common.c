@@ -17,6 +17,7 @@ dpt_status dpt_eval_read_plan(dpt_config *cfg, dpt_eval_plan *p) {
 dpt_status dpt_eval_open(const dpt_comm *c, const dpt_eval_plan *p, const char *what, const char *model_path,
                          const char *data_path, dpt_loaded_model *lm, dpt_dataset **ds) {
   int used;
+  if (p->timeout > 0) DPT_CALL(dpt_watchdog_find_peers(c)); /* the same command line on every rank */
   DPT_CALL(dpt_comm_agree(c, dpt_watchdog_start(p->timeout, c->rank))); /* a stalled rank (watchdog.h) */
   dpt_watchdog_enter(what, true); /* collective reads and writes, agreed per chunk */
   DPT_CALL(dpt_comm_set_blas_threads(c, (int)p->threads, &used));
