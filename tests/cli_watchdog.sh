@@ -4,13 +4,14 @@
 # progress at step 5 (DPT_FAULT=stall@5) ends the job within seconds with one line naming
 # itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is named
 # by rank 0, which waits for it; a rank killed while the launcher does not end the job
-# (--enable-recovery) leaves no rank waiting, and rank 0 names it; a write or a read of an HDF5 file that never returns (the
+# (--enable-recovery) leaves no rank waiting, and rank 0 names it; sampled sweeps of hanging
+# reads and writes over a training run (launch/fault-sweep --fault hang-read|hang-write); a write or a read of an HDF5 file that never returns (the
 # preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is named by the rank it hangs on, and
 # no checkpoint is published; a hung read in `dptrain eval` and `dptrain predict` ends them
 # the same way (and their --help says so); the whole job stopped for 4 s (twice the limit; SIGSTOP,
 # SIGCONT, as a scheduler suspends a job) trains on to exit 0; a bad limit is an error
 # naming the key.
-# dpt-test: timeout=240
+# dpt-test: timeout=360
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
 "$bin/dpt-generate" spiral "$dir/sp.h5" --rows 300 > /dev/null || exit 1
@@ -84,6 +85,17 @@ hung_io() {
       "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in '*'ing: blocked in the system call read on pipe:'* ]]"
   done
   check "predict: no output file after the hang" "[ ! -e $dir/p.h5 ]"
+
+  # sampled sweeps over the whole training run (every point: launch/fault-sweep --stride 1)
+  local f
+  for f in "hang-write --rank 1 --stride 11" "hang-read --rank 0 --stride 47"; do
+    DPT_BUILD_DIR=$DPT_BINARY_DIR "$DPT_SOURCE_DIR/launch/fault-sweep" --timeout 60 --scenario train --fault $f \
+      > "$dir/sweep.txt" 2>&1
+    rc=$?
+    check "fault-sweep --fault $f: every hang ends the job, its first line naming the rank and the call: $(tail -1 $dir/sweep.txt)" \
+      "[ $rc = 0 ] && grep -q 'all points up to it covered' $dir/sweep.txt"
+    [ $rc = 0 ] || cat "$dir/sweep.txt"
+  done
 }
 if cat /proc/self/syscall > /dev/null 2>&1; then
   hung_io
