@@ -240,9 +240,11 @@ static void *watch(void *unused) {
       io_all = false;
     }
     idle += dt < MAX_TICK_S ? dt : MAX_TICK_S;
-    /* blocked in I/O all along: this rank is the stalled one, whatever its phase */
+    /* blocked in I/O all along: this rank is the stalled one, whatever its phase, and goes
+     * first; then a rank in a local phase; then the waiting ones (watchdog.h) */
     bool waits = atomic_load_explicit(&g_waits, memory_order_relaxed) && !io_all;
-    if (idle > g_timeout + (waits ? dpt_watchdog_grace(g_timeout, g_rank) : 0.0)) fire(idle, io_all ? io : "");
+    double limit = g_timeout + (io_all ? 0.0 : MAX_TICK_S) + (waits ? dpt_watchdog_grace(g_timeout, g_rank) : 0.0);
+    if (idle > limit) fire(idle, io_all ? io : "");
   }
   pthread_mutex_unlock(&g_mutex);
   return NULL;

@@ -17,9 +17,9 @@
  * them. (MPI_Abort is not used: dptrain initializes MPI_THREAD_FUNNELED, under which only
  * the main thread may call MPI.)
  *
- *   dptrain: fatal on rank 1: no progress for 2 s in training step (step 5): this rank is
+ *   dptrain: fatal on rank 1: no progress for 3 s in training step (step 5): this rank is
  *       stalled there, or waits for a rank that is (parallel.timeout = 2 s); stopping all
- *   dptrain: fatal on rank 0: no progress for 4 s in agreeing on errors (step 5), which waits
+ *   dptrain: fatal on rank 0: no progress for 5 s in agreeing on errors (step 5), which waits
  *       for every rank: on this node, rank 2 (pid 4711) is stopped (SIGSTOP or a debugger)
  *       (parallel.timeout = 2 s); stopping all
  * (a waiting rank names the ranks of its node whose processes are stopped, in uninterruptible
@@ -34,7 +34,8 @@
  * speaks; the launcher usually ends the rest before they do. A rank whose training thread
  * was in the same file I/O system call (read, write, pread64, pwrite64, fsync, close, ...,
  * /proc/self/task/TID/syscall) at every look since its last mark is the stalled one whatever
- * its phase: it allows no grace and names the call and the file.
+ * its phase: it allows no grace and names the call and the file; every other rank allows
+ * 0.5 s more than it (one look or two), so that such a rank wins a tie.
  *
  * Time during which the whole process was suspended (SIGSTOP / SIGCONT, Slurm's job suspend,
  * a debugger's stop) does not count: each wake-up adds at most 0.5 s.
