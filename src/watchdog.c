@@ -16,6 +16,7 @@
 
 #define TICK_S 0.25     /* how often the thread looks */
 #define MAX_TICK_S 0.5  /* the most one look adds: a suspended process does not count its pause */
+#define TIE_S 0.5       /* a rank not blocked in file I/O allows this much more (watchdog.h) */
 #define DEPTH 8
 
 /* Published by the training thread, read by the watchdog thread. */
@@ -243,7 +244,7 @@ static void *watch(void *unused) {
     /* blocked in I/O all along: this rank is the stalled one, whatever its phase, and goes
      * first; then a rank in a local phase; then the waiting ones (watchdog.h) */
     bool waits = atomic_load_explicit(&g_waits, memory_order_relaxed) && !io_all;
-    double limit = g_timeout + (io_all ? 0.0 : MAX_TICK_S) + (waits ? dpt_watchdog_grace(g_timeout, g_rank) : 0.0);
+    double limit = g_timeout + (io_all ? 0.0 : TIE_S) + (waits ? dpt_watchdog_grace(g_timeout, g_rank) : 0.0);
     if (idle > limit) fire(idle, io_all ? io : "");
   }
   pthread_mutex_unlock(&g_mutex);
