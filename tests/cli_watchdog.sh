@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # cli_watchdog.sh — a rank that stalls without an error does not leave the others waiting
-# (include/dptrain/watchdog.h): with --timeout 2 (parallel.timeout), a rank that stops making
+# (include/dptrain/watchdog.h). With --timeout 2 (parallel.timeout): a rank that stops making
 # progress at step 5 (DPT_FAULT=stall@5) ends the job within seconds with one line naming
 # itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is named
 # by rank 0, which waits for it; a rank killed while the launcher does not end the job
-# (--enable-recovery) leaves no rank waiting, and rank 0 names it; sampled sweeps of hanging
-# reads and writes over a training run (launch/fault-sweep --fault hang-read|hang-write); a write or a read of an HDF5 file that never returns (the
-# preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is named by the rank it hangs on, and
-# no checkpoint is published; a hung read in `dptrain eval` and `dptrain predict` ends them
-# the same way (and their --help says so); the whole job stopped for 4 s (twice the limit; SIGSTOP,
-# SIGCONT, as a scheduler suspends a job) trains on to exit 0; a bad limit is an error
-# naming the key.
+# (--enable-recovery) leaves no rank waiting, and rank 0 names it; a write or a read of an
+# HDF5 file that never returns (the preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is
+# named by the rank it hangs on, and no checkpoint is published; a hung read in `dptrain eval`
+# and a hung write in `dptrain predict` end them the same way (no output file published), and
+# their --help says so; sampled sweeps of hanging reads and writes over a training run
+# (launch/fault-sweep --fault hang-read|hang-write); the whole job stopped for 4 s (twice the
+# limit; SIGSTOP, SIGCONT, as a scheduler suspends a job) trains on to exit 0; a bad limit is
+# an error naming the key.
 # dpt-test: timeout=360
 . "$DPT_SOURCE_DIR/tests/common.sh"
 
@@ -72,19 +73,22 @@ hung_io() {
   timeout 60 $MPIEXEC -n 2 "$DPTRAIN" train "$dir/sp.ini" --run.quiet=true --checkpoint.model_out="$dir/m.h5" \
     > "$dir/model.txt" 2>&1
   check "a model file for eval and predict" "[ $? = 0 ] && [ -f $dir/m.h5 ]"
+  # eval: rank 1's second read (the model file) hangs; predict: its first write of the output
   for cmd in eval predict; do
-    out=()
-    [ $cmd = predict ] && out=(--out="$dir/p.h5")
+    out=() fault=hang-read@2
+    [ $cmd = predict ] && out=(--out="$dir/p.h5") fault=hang-write@1
     start=$(date +%s)
-    LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=hang-read@2 DPT_FAULT_RANK=1 timeout 60 $MPIEXEC -n 2 "$DPTRAIN" $cmd \
+    LD_PRELOAD="$DPT_IO_FAULT_LIB" DPT_IO_FAULT=$fault DPT_FAULT_RANK=1 timeout 60 $MPIEXEC -n 2 "$DPTRAIN" $cmd \
       "$dir/m.h5" "$dir/sp.h5" "${out[@]}" --timeout=2 > "$dir/$cmd.txt" 2>&1
     rc=$? took=$(( $(date +%s) - start ))
     first=$(grep -m1 '^dptrain: fatal' "$dir/$cmd.txt")
-    check "$cmd, a hung read on rank 1: exit 1 within 30 s (rc $rc, $took s)" "[ $rc = 1 ] && [ $took -lt 30 ]"
+    check "$cmd, $fault on rank 1: reached, exit 1 within 30 s (rc $rc, $took s)" \
+      "grep -q '^io-fault: rank 1: .* hangs' $dir/$cmd.txt && [ $rc = 1 ] && [ $took -lt 30 ]"
     check "$cmd: rank 1 names the blocked system call: $first" \
       "[[ \"\$first\" == 'dptrain: fatal on rank 1: no progress for '*' s in '*'ing: blocked in the system call read on pipe:'* ]]"
   done
-  check "predict: no output file after the hang" "[ ! -e $dir/p.h5 ]"
+  check "predict: the output hung while written; only its temporary is left" \
+    "grep -q 'io-fault: rank 1: .* of .*p.h5.tmp hangs' $dir/predict.txt && [ ! -e $dir/p.h5 ]"
 
   # sampled sweeps over the whole training run (every point: launch/fault-sweep --stride 1)
   local f

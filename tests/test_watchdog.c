@@ -65,6 +65,21 @@ static int run_child(void (*body)(void), char *err, size_t cap, double *took, do
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Runs body in a child that must end with exit 1 after lo to hi seconds, its stderr holding
+ * every one of the pieces (NULL-terminated) in that order. */
+static void expect_fire(void (*body)(void), double lo, double hi, const char *const *pieces) {
+  char err[1024];
+  double took;
+  assert_int_equal(run_child(body, err, sizeof err, &took, 0, 0), 1);
+  if (took < lo || took >= hi) fail_msg("fired after %.2f s, expected [%.2f, %.2f)", took, lo, hi);
+  const char *at = err;
+  for (; *pieces; ++pieces) {
+    const char *found = strstr(at, *pieces);
+    if (!found) fail_msg("stderr lacks '%s': %s", *pieces, err);
+    at = found + strlen(*pieces);
+  }
+}
+
 static void test_bad_limits(void **state) {
   (void)state;
   assert_int_equal(dpt_watchdog_start(-1.0, 0), DPT_ERR_INPUT);
@@ -94,19 +109,17 @@ static void stall_body(void) {
   for (;;) pause();
 }
 
+/* The seconds in each message are those counted: the limit plus up to one look (0.5 s at
+ * most), so the tests match the text around them. */
 static void test_stall_ends_the_process(void **state) {
   (void)state;
-  char err[1024];
-  double took;
-  int rc = run_child(stall_body, err, sizeof err, &took, 0, 0);
-  assert_int_equal(rc, 1);
   /* a local phase allows 0.5 s more than the limit (watchdog.h): fires after 1.5 s, seen at
    * the next look (0.25 s); the upper bound leaves a loaded machine 2 s more */
-  assert_true(took >= 1.5);
-  assert_true(took < 4.0);
-  assert_non_null(strstr(err, "dptrain: fatal on rank 3: no progress for "));
-  assert_non_null(strstr(err, " s in optimizer (step 7): this rank is stalled there, or waits for a rank that is "
-                              "(parallel.timeout = 1 s); stopping all\n"));
+  const char *const text[] = {"dptrain: fatal on rank 3: no progress for ",
+                              " s in optimizer (step 7): this rank is stalled there, or waits for a rank that is "
+                              "(parallel.timeout = 1 s); stopping all\n",
+                              NULL};
+  expect_fire(stall_body, 1.5, 4.0, text);
 }
 
 /* Waits (a collective phase) without progress: the grace applies. */
@@ -118,17 +131,12 @@ static void wait_body(void) {
 
 static void test_waiting_rank_allows_grace(void **state) {
   (void)state;
-  char err[1024];
-  double took;
-  int rc = run_child(wait_body, err, sizeof err, &took, 0, 0);
-  assert_int_equal(rc, 1);
   double limit = 1.5 + dpt_watchdog_grace(1.0, 0); /* 1 s + 0.5 s + 2.05 s */
-  assert_true(took >= limit);
-  assert_true(took < limit + 2.5);
-  /* the seconds printed are those counted: the limit plus up to one look (0.5 s at most) */
-  assert_non_null(strstr(err, "dptrain: fatal on rank 0: no progress for "));
-  assert_non_null(strstr(err, " s in agreeing on errors, which waits for every rank: a rank is stalled, stopped or "
-                              "lost (parallel.timeout = 1 s); stopping all\n"));
+  const char *const text[] = {"dptrain: fatal on rank 0: no progress for ",
+                              " s in agreeing on errors, which waits for every rank: a rank is stalled, stopped or "
+                              "lost (parallel.timeout = 1 s); stopping all\n",
+                              NULL};
+  expect_fire(wait_body, limit, limit + 2.5, text);
 }
 
 /* Marks every 0.1 s for 2.5 s (over twice the limit), in phases of both kinds. */
@@ -194,14 +202,12 @@ static void test_blocked_in_io_names_the_call(void **state) {
     skip();
   }
   fclose(probe);
-  char err[1024];
-  double took;
-  int rc = run_child(blocked_body, err, sizeof err, &took, 0, 0);
-  assert_int_equal(rc, 1);
-  assert_true(took < 1.5 + dpt_watchdog_grace(1.0, 2)); /* no grace: it is the stalled one */
-  assert_non_null(strstr(err, "dptrain: fatal on rank 2: no progress for "));
-  assert_non_null(strstr(err, " s in writing a checkpoint (step 4): blocked in the system call read on pipe:["));
-  assert_non_null(strstr(err, "(a hung file system?) (parallel.timeout = 1 s); stopping all\n"));
+  /* no grace and no tie margin: it is the stalled one; fires after 1 s plus a look, 2 s more
+   * for a loaded machine (a waiting rank would take 1.5 + 4.05 s) */
+  const char *const text[] = {"dptrain: fatal on rank 2: no progress for ",
+                              " s in writing a checkpoint (step 4): blocked in the system call read on pipe:[",
+                              "(a hung file system?) (parallel.timeout = 1 s); stopping all\n", NULL};
+  expect_fire(blocked_body, 1.0, 3.0, text);
 }
 
 int main(void) {
