@@ -9,6 +9,9 @@
 
 #include "dptrain/types.h"
 
+/* The longest line inih reads whole: its buffer holds the line, its newline and a NUL. */
+enum { LINE_CHARS = INI_MAX_LINE - 2 };
+
 typedef struct entry {
   char *key;    /* "section.name" */
   char *value;  /* NULL when only a default was resolved */
@@ -75,11 +78,38 @@ static dpt_status put(dpt_config *cfg, const char *key, const char *value, const
   return DPT_OK;
 }
 
+/* A value must survive the resolved config text that model files and checkpoints keep
+ * (dpt_config_to_string, read again by eval, predict and --resume): surrounding blanks are
+ * dropped (as the INI reader drops them), and a value that the reader would cut or end early
+ * is refused: a line break, an inline comment (';' after a blank), or a "name=value" line
+ * longer than the reader's buffer. Values read from a file always pass. */
 dpt_status dpt_config_set(dpt_config *cfg, const char *key, const char *value, const char *origin) {
   const char *dot = strrchr(key, '.');
   DPT_CHECK(dot && dot != key && dot[1], DPT_ERR_INPUT, "%s: config key '%s' is not of the form section.name",
             origin, key);
-  return put(cfg, key, value, origin, true);
+  if (!value) return put(cfg, key, value, origin, true);
+  const char *blanks = " \t\v\f";
+  size_t lo = strspn(value, blanks), len = strlen(value + lo);
+  while (len > 0 && strchr(blanks, value[lo + len - 1])) --len;
+  const char *v = value + lo;
+  DPT_CHECK(strcspn(v, "\r\n") >= len, DPT_ERR_INPUT, "%s: %s: expected a value on one line, got a line break",
+            origin, key);
+  for (size_t i = 1; i < len; ++i)
+    DPT_CHECK(v[i] != ';' || !strchr(blanks, v[i - 1]), DPT_ERR_INPUT,
+              "%s: %s: expected no ' ;' in a value (the config file reads it as a comment), got '%.*s'", origin, key,
+              (int)len, v);
+  size_t line = strlen(dot + 1) + 1 + len;
+  DPT_CHECK(line <= LINE_CHARS, DPT_ERR_INPUT,
+            "%s: %s: a value of %zu characters: expected at most %zu for this key (one line of the saved config, "
+            "at most %d characters)",
+            origin, key, len, LINE_CHARS - strlen(dot + 1) - 1, LINE_CHARS);
+  char *copy;
+  DPT_CALL(dpt_alloc(len + 1, 1, key, &copy));
+  memcpy(copy, v, len);
+  copy[len] = '\0';
+  dpt_status st = put(cfg, key, copy, origin, true);
+  dpt_free(&copy);
+  return st;
 }
 
 typedef struct load_ctx {
@@ -93,6 +123,7 @@ typedef struct load_ctx {
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value) {
   load_ctx *ctx = user;
   char key[512], origin[512];
+  if (ctx->st != DPT_OK) return 0; /* inih parses on after an error: keep the first one */
   if (!section[0]) {
     ctx->st = dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
                             "%s: key '%s' is outside any [section]", ctx->name, name);
@@ -113,20 +144,76 @@ static dpt_status finish_load(load_ctx *ctx, int rc) {
 }
 
 dpt_status dpt_config_load_file(dpt_config *cfg, const char *path) {
-  load_ctx ctx = {cfg, path, DPT_OK};
-  int rc = ini_parse(path, on_ini_entry, &ctx);
-  DPT_CALL(finish_load(&ctx, rc));
+  FILE *f = fopen(path, "rb");
+  DPT_CHECK(f, DPT_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  char buf[4096];
+  size_t got = 0;
+  bool ok = m != NULL;
+  while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, got, m) == got;
+  ok = ok && !ferror(f);
+  if (m) fclose(m);
+  fclose(f);
+  if (!ok) {
+    free(text);
+    return dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot read the config file", path);
+  }
+  dpt_status st = dpt_config_load_string(cfg, text, path);
+  free(text);
+  DPT_CALL(st);
+  return DPT_OK;
+}
+
+/* The text inih parses: each line without its leading whitespace, and no line longer than
+ * inih's buffer (*out owned by the caller).
+ *  - inih takes an indented line after a key as a continuation of that key's value and calls
+ *    the handler with the same key again, so "trace = a.json" followed by "  metrics = m.csv"
+ *    silently set run.trace = "metrics = m.csv": indentation is dropped (a key on an indented
+ *    line is a key; a continued value becomes a line without '=', an error).
+ *  - inih reads a line into INI_MAX_LINE bytes and parses what does not fit as the next line
+ *    (a truncated value, then "not a valid INI line" or a key of its own): such lines are
+ *    refused, naming them (a long comment line is dropped); the limit leaves room for the
+ *    newline, so line numbers stay right. dpt_config_load_file reads the file and comes here. */
+static dpt_status unindent_lines(const char *text, const char *name, char **out) {
+  size_t n = strlen(text);
+  DPT_CALL(dpt_alloc(n + 1, 1, "config text", out));
+  char *q = *out;
+  int line = 1;
+  for (const char *p = text; *p; ++line) {
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\v' || *p == '\f') ++p;
+    size_t len = strcspn(p, "\n");
+    if (len > LINE_CHARS && (*p == ';' || *p == '#')) len = 0; /* a comment: nothing to split */
+    if (len > LINE_CHARS) {
+      dpt_free(out);
+      return dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                           "%s:%d: a line of %zu characters: expected at most %d (the INI reader's buffer)", name,
+                           line, len, LINE_CHARS);
+    }
+    memcpy(q, p, len);
+    q += len;
+    p += strcspn(p, "\n");
+    if (*p) *q++ = *p++;
+  }
+  *q = '\0';
   return DPT_OK;
 }
 
 dpt_status dpt_config_load_string(dpt_config *cfg, const char *text, const char *name) {
   load_ctx ctx = {cfg, name, DPT_OK};
-  int rc = ini_parse_string(text, on_ini_entry, &ctx);
+  char *lines;
+  DPT_CALL(unindent_lines(text, name, &lines));
+  int rc = ini_parse_string(lines, on_ini_entry, &ctx);
+  dpt_free(&lines);
   DPT_CALL(finish_load(&ctx, rc));
   return DPT_OK;
 }
 
 /* Looks up key, marks it used; when absent records def (if any) as resolved value. */
+/* The entry of key, marked used; a key not given is recorded with the first default asked
+ * for (what dpt_config_print shows). Getters take their own default for a key not given, so
+ * that a reader with another default than an earlier one gets its own. */
 static dpt_status lookup(dpt_config *cfg, const char *key, const char *def_text, entry **out) {
   entry *e = find(cfg, key);
   if (!e) {
@@ -210,7 +297,7 @@ dpt_status dpt_config_get_bool(dpt_config *cfg, const char *key, bool def, bool 
 dpt_status dpt_config_get_string(dpt_config *cfg, const char *key, const char *def, const char **out) {
   entry *e;
   DPT_CALL(lookup(cfg, key, def, &e));
-  *out = e->value;
+  *out = e->given ? e->value : def;
   return DPT_OK;
 }
 
@@ -218,7 +305,7 @@ dpt_status dpt_config_get_choice(dpt_config *cfg, const char *key, const char *c
                                  int *index) {
   entry *e;
   DPT_CALL(lookup(cfg, key, def, &e));
-  const char *v = e->value;
+  const char *v = e->given ? e->value : def;
   DPT_CHECK(v, DPT_ERR_INPUT, "%s: a value is required", key);
   for (int i = 0; choices[i]; ++i)
     if (!strcmp(v, choices[i])) {
@@ -274,9 +361,10 @@ dpt_status dpt_config_get_int_list(dpt_config *cfg, const char *key, const char 
   entry *e;
   DPT_CALL(lookup(cfg, key, def, &e));
   *n = 0;
-  if (!e->value) return DPT_OK;
+  const char *v = e->given ? e->value : def;
+  if (!v) return DPT_OK;
   int_list_ctx c = {out, lo, hi, e->origin, key};
-  DPT_CALL(split_list(e->value, e->origin, key, max, n, int_tok, &c));
+  DPT_CALL(split_list(v, e->origin, key, max, n, int_tok, &c));
   return DPT_OK;
 }
 
@@ -296,9 +384,10 @@ dpt_status dpt_config_get_double_list(dpt_config *cfg, const char *key, const ch
   entry *e;
   DPT_CALL(lookup(cfg, key, def, &e));
   *n = 0;
-  if (!e->value) return DPT_OK;
+  const char *v = e->given ? e->value : def;
+  if (!v) return DPT_OK;
   dbl_list_ctx c = {out, e->origin, key};
-  DPT_CALL(split_list(e->value, e->origin, key, max, n, dbl_tok, &c));
+  DPT_CALL(split_list(v, e->origin, key, max, n, dbl_tok, &c));
   return DPT_OK;
 }
 
@@ -316,10 +405,12 @@ dpt_status dpt_config_sections(const dpt_config *cfg, const char *prefix, int *o
     const char *k = cfg->items[i].key;
     if (!cfg->items[i].given || strncmp(k, prefix, plen) != 0 || k[plen] != '.') continue;
     char *end;
+    errno = 0;
     long v = strtol(k + plen + 1, &end, 10);
     if (end == k + plen + 1 || *end != '.') continue;
-    DPT_CHECK(v >= 0 && v < 1000000, DPT_ERR_INPUT, "%s: section %s.%ld: index out of range", cfg->items[i].origin,
-              prefix, v);
+    DPT_CHECK(errno != ERANGE && v >= 0 && v < 1000000, DPT_ERR_INPUT,
+              "%s: section [%.*s]: expected an index in [0, 999999] after '%s.'", cfg->items[i].origin,
+              (int)(end - k), k, prefix);
     bool seen = false;
     for (int j = 0; j < count; ++j) seen = seen || out[j] == (int)v;
     if (seen) continue;
@@ -379,8 +470,11 @@ static void print_to(const dpt_config *cfg, FILE *f, bool origins) {
     }
     if (origins)
       fprintf(f, "%-20s = %-24s ; %s\n", dot + 1, sorted[i]->value, sorted[i]->origin);
-    else
-      fprintf(f, "%s = %s\n", dot + 1, sorted[i]->value);
+    else /* text to load again, as "key=value" when the file held it so: a line at the length limit
+          * must still fit, and a value starting with ';' is not an inline comment only there */
+      fprintf(f, "%s%s%s\n", dot + 1,
+              strlen(dot + 1) + 3 + strlen(sorted[i]->value) <= LINE_CHARS && sorted[i]->value[0] != ';' ? " = " : "=",
+              sorted[i]->value);
   }
   free(sorted);
 }

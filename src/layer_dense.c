@@ -5,6 +5,7 @@
  *                                           activation is fused with the loss, loss.h)
  *   maxout      y_c = max_j (x W^T + b)_{c k + j}, j < k    W [units k, in], b [units k]
  *   activation  y = f(x)                    no weights; f may have learned parameters */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,7 +37,8 @@ static dpt_status read_values(dpt_config *cfg, const dpt_layer *L, const char *n
   snprintf(key, sizeof key, "%s.%s", L->section, name);
   *out = NULL;
   if (!dpt_config_has(cfg, key)) return DPT_OK;
-  /* A list holds at most 1024 characters (config.h), so at most 512 values. */
+  /* A value is one line of the saved config (config.c: under 200 characters), so a list is
+   * short; 512 bounds the allocation before the list is read. */
   DPT_CHECK(count <= 512, DPT_ERR_INPUT, "%s: explicit values are for small layers: %s has %zu elements (at most 512)",
             key, shape, count);
   double *v;
@@ -71,19 +73,27 @@ static dpt_status affine_configure(dpt_layer *L, dpt_config *cfg, const dpt_laye
   int64_t pieces = 1;
   if (L->is_output) {
     a->units = L->n_out;
-    DPT_CALL(dpt_layer_read_act(L, cfg, d, DPT_ACT_IDENTITY, false, a->units, &a->act));
   } else {
     DPT_CALL(read_units(L, cfg, &a->units));
     if (maxout) {
       snprintf(key, sizeof key, "%s.pieces", L->section);
       DPT_CALL(dpt_config_get_int(cfg, key, 2, 2, 1024, &pieces));
-      DPT_CALL(dpt_layer_read_act(L, cfg, d, DPT_ACT_IDENTITY, false, a->units, &a->act));
-    } else {
-      DPT_CALL(dpt_layer_read_act(L, cfg, d, d->act, true, a->units, &a->act));
     }
   }
   a->maxout.pieces = pieces;
   a->rows = a->units * pieces;
+  /* W's size before anything is allocated per unit (a per-unit activation's values) */
+  DPT_CHECK(L->n_in > 0 && a->rows <= INT_MAX / L->n_in, DPT_ERR_INPUT,
+            "%s%s: %lld units (x %lld pieces) of %lld inputs: expected a weight matrix of at most %d elements "
+            "(the int BLAS takes)", L->section, L->is_output ? " (the output layer)" : ".units", (long long)a->units,
+            (long long)pieces, (long long)L->n_in, INT_MAX);
+  DPT_CHECK(d->max_params <= 0 || a->rows <= d->max_params / (L->n_in + 1), DPT_ERR_INPUT,
+            "%s: %lld units (x %lld pieces) of %lld inputs: expected at most %lld parameters in all", L->section,
+            (long long)a->units, (long long)pieces, (long long)L->n_in, (long long)d->max_params);
+  if (L->is_output || maxout)
+    DPT_CALL(dpt_layer_read_act(L, cfg, d, DPT_ACT_IDENTITY, false, a->units, &a->act));
+  else
+    DPT_CALL(dpt_layer_read_act(L, cfg, d, d->act, true, a->units, &a->act));
   L->n_out = a->units;
   DPT_CALL(dpt_layer_act_declare(L, &a->act, a->units));
   DPT_CALL(dpt_layer_add_param(L, "W", a->rows, L->n_in, &a->W));

@@ -29,6 +29,7 @@ struct dpt_model {
   int n_tensors;
   dpt_param_info *tensors; /* owned, [n_tensors], flat order */
   size_t n_params;
+  int64_t max_params;   /* > 0: the bound of dpt_model_create_bounded */
   void *params, *grads; /* owned, [n_params] */
   dpt_graph *g;         /* owned; built for g->capacity rows */
   int input_node, logits_node, loss_node;
@@ -142,6 +143,7 @@ static dpt_status create(dpt_model *m, dpt_config *cfg) {
   int n_hidden = 0;
   dpt_layer_defaults d;
   DPT_CALL(read_model_keys(m, cfg, widths, &n_hidden, &d));
+  d.max_params = m->max_params;
   int sec[MAX_LAYERS], n_sec;
   DPT_CALL(dpt_config_sections(cfg, "layer", sec, MAX_LAYERS, &n_sec));
   for (int i = 0; i < n_sec; ++i)
@@ -165,6 +167,9 @@ static dpt_status create(dpt_model *m, dpt_config *cfg) {
     width = L->n_out;
   }
   DPT_CALL(lay_out(m));
+  DPT_CHECK(m->max_params <= 0 || m->n_params <= (size_t)m->max_params, DPT_ERR_INPUT,
+            "model: the config describes %zu parameters: expected at most %lld", m->n_params,
+            (long long)m->max_params);
   DPT_CALL(dpt_calloc(m->n_params ? m->n_params : 1, dpt_dtype_size(m->dtype), "parameters", &m->params));
   DPT_CALL(dpt_calloc(m->n_params ? m->n_params : 1, dpt_dtype_size(m->dtype), "gradients", &m->grads));
   return DPT_OK;
@@ -172,6 +177,12 @@ static dpt_status create(dpt_model *m, dpt_config *cfg) {
 
 dpt_status dpt_model_create(dpt_config *cfg, dpt_dtype dtype, int64_t n_in, int64_t n_out, dpt_task task,
                             dpt_model **out) {
+  DPT_CALL(dpt_model_create_bounded(cfg, dtype, n_in, n_out, task, 0, out));
+  return DPT_OK;
+}
+
+dpt_status dpt_model_create_bounded(dpt_config *cfg, dpt_dtype dtype, int64_t n_in, int64_t n_out, dpt_task task,
+                                    int64_t max_params, dpt_model **out) {
   *out = NULL;
   DPT_CHECK(n_in >= 1 && n_out >= 1, DPT_ERR_INPUT, "model: expected at least 1 input and 1 output, got %lld and %lld",
             (long long)n_in, (long long)n_out);
@@ -185,6 +196,7 @@ dpt_status dpt_model_create(dpt_config *cfg, dpt_dtype dtype, int64_t n_in, int6
   m->n_in = n_in;
   m->n_out = n_out;
   m->task = task;
+  m->max_params = max_params;
   m->input_node = m->logits_node = m->loss_node = -1;
   dpt_status st = create(m, cfg);
   if (st != DPT_OK) {

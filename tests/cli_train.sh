@@ -48,6 +48,15 @@ expect_error "unknown flag" "--frobnicate" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/
 expect_error "config is a directory" "not a regular file" $MPIEXEC -n 2 "$DPTRAIN" train "$dir"
 printf '[train]\nepochs = 2\0\n' > "$dir/nul.ini"
 expect_error "config with a NUL byte" "nul.ini: a NUL byte" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/nul.ini"
+# found by fuzzing the config and options parsers (tests/fuzz/fuzz_config.c, fuzz_options.c)
+expect_error "empty config argument" "expected a CONFIG file name" $MPIEXEC -n 2 "$DPTRAIN" train ""
+expect_error "option without a name" "expected an option name" $MPIEXEC -n 2 "$DPTRAIN" train "$dir/seed.ini" --=3
+printf 'lr = 1\n[train]\nepochs = 2\n' > "$dir/nosection.ini"
+expect_error "key outside a section, then good lines" "nosection.ini: key .lr. is outside any" \
+  $MPIEXEC -n 2 "$DPTRAIN" train "$dir/nosection.ini"
+{ printf '[model]\nlayers = '; for i in $(seq 100); do printf '8,'; done; printf '8\n'; } > "$dir/long.ini"
+expect_error "a line longer than the INI reader's buffer" "long.ini:2: a line of 210 characters" \
+  $MPIEXEC -n 2 "$DPTRAIN" train "$dir/long.ini"
 # one rank cannot see a file the others can (a node-local path; simulated with MPMD, each
 # rank its own arguments): every rank stops with that rank's error, no hang
 expect_error "dataset missing on rank 1 only" "rank 1: $dir/only-on-0.h5: no such file" \

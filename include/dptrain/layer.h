@@ -27,6 +27,7 @@ typedef struct dpt_layer_defaults {
   int act;         /* model.activation (dpt_act) */
   int init;        /* DPT_INIT_* */
   double init_std; /* model.init_std */
+  int64_t max_params; /* > 0: a layer needing more parameters is refused before it allocates */
 } dpt_layer_defaults;
 
 enum { DPT_INIT_HE = 0, DPT_INIT_XAVIER = 1, DPT_INIT_NORMAL = 2 };

@@ -65,6 +65,11 @@ typedef struct dpt_param_info {
 
 dpt_status dpt_model_create(dpt_config *cfg, dpt_dtype dtype, int64_t n_in, int64_t n_out, dpt_task task,
                             dpt_model **out);
+/* The same, refused before anything of a layer's size is allocated when the config describes
+ * more than max_params parameters (max_params > 0): a model file bounds the model its config
+ * may describe by the values the file holds (modelfile.c). */
+dpt_status dpt_model_create_bounded(dpt_config *cfg, dpt_dtype dtype, int64_t n_in, int64_t n_out, dpt_task task,
+                                    int64_t max_params, dpt_model **out);
 void dpt_model_destroy(dpt_model **m);
 
 dpt_dtype dpt_model_dtype(const dpt_model *m);

@@ -78,6 +78,7 @@ dpt_status dpt_cli_apply_args(dpt_config *cfg, int argc, char **argv, const char
     }
     const char *name = a + 2, *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    DPT_CHECK(len > 0, DPT_ERR_INPUT, "command line: '%s': expected an option name after '--' (--section.key=value)", a);
     const alias *al = find_alias(name, len);
     char key[256];
     DPT_CHECK(len < sizeof key, DPT_ERR_INPUT, "command line: option '%s' too long", a);
@@ -113,6 +114,7 @@ enum { CONFIG_MAX_BYTES = 16 << 20 };
 /* Rank 0: the whole file in a new NUL-terminated buffer (*text, owned by the caller). */
 static dpt_status read_text(const char *path, char **text, long long *len) {
   dpt_status st = DPT_OK;
+  DPT_CHECK(path[0] != '\0', DPT_ERR_INPUT, "command line: expected a CONFIG file name, got an empty argument");
   FILE *f = fopen(path, "rb");
   DPT_CHECK(f, DPT_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
   struct stat sb;
