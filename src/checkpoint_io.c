@@ -590,10 +590,13 @@ static dpt_status open_check(dpt_ckpt_file *f, const char *const *formats, bool 
     f->marked = true;
     int64_t version = 0;
     hid_t a = H5Aopen(root, "format_version", H5P_DEFAULT);
-    herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_INT64, &version) : -1;
+    herr_t rc = a >= 0 ? dpt_h5_read_one(a, H5T_NATIVE_INT64, &version) : -1;
     if (a >= 0) H5Aclose(a);
-    DPT_TRY_CHECK(rc >= 0, DPT_ERR_FORMAT, "%s: attribute format_version missing or unreadable", path);
-    DPT_TRY_CHECK(version >= 1 && version <= DPT_CKPT_FORMAT_VERSION, DPT_ERR_FORMAT,
+    DPT_TRY_CHECK(rc >= 0, DPT_ERR_FORMAT,
+                  "%s: attribute format_version missing or unreadable (expected a single integer)", path);
+    DPT_TRY_CHECK(version >= 1, DPT_ERR_FORMAT, "%s: attribute format_version %lld: expected 1..%d (damaged file?)",
+                  path, (long long)version, DPT_CKPT_FORMAT_VERSION);
+    DPT_TRY_CHECK(version <= DPT_CKPT_FORMAT_VERSION, DPT_ERR_FORMAT,
                   "%s: format %s version %lld, this dptrain reads versions 1..%d (HINT: use a newer dptrain)", path,
                   format, (long long)version, DPT_CKPT_FORMAT_VERSION);
   } else {
@@ -719,6 +722,18 @@ static dpt_status open_tensor(dpt_ckpt_file *f, const char *name, hid_t *dset, d
     DPT_TRY_CHECK(dims[i] <= (hsize_t)INT64_MAX, DPT_ERR_FORMAT, "%s: tensor %s: dimension too large", f->path, name);
     shape[i] = (int64_t)dims[i];
   }
+  /* the shape is trusted (callers allocate by it) only when the data is there */
+  unsigned long long have, need;
+  const char *unit;
+  DPT_TRY_CHECK(dpt_h5_stored(*dset, &have, &need, &unit) == 0, DPT_ERR_FORMAT,
+                "%s: tensor %s: cannot read its storage layout: %s", f->path, name, h5_reason());
+  if (have < need) {
+    char text[128];
+    shape_text(nd, shape, text, sizeof text);
+    DPT_TRY(dpt_error_set(DPT_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "%s: tensor %s: declares %s but stores only %llu of the %llu %s it needs (damaged file?)",
+                          f->path, name, text, have, need, unit));
+  }
 done:
   if (t >= 0) H5Tclose(t);
   if (space >= 0) H5Sclose(space);
@@ -814,8 +829,8 @@ dpt_status dpt_ckpt_get_tensor(dpt_ckpt_file *f, const char *name, dpt_dtype dty
   if (has_crc > 0) {
     uint32_t want = 0;
     attr = H5Aopen(dset, "crc32", H5P_DEFAULT);
-    DPT_TRY_CHECK(attr >= 0 && H5Aread(attr, H5T_NATIVE_UINT32, &want) >= 0, DPT_ERR_FORMAT,
-                  "%s: tensor %s: unreadable crc32 attribute", f->path, name);
+    DPT_TRY_CHECK(attr >= 0 && dpt_h5_read_one(attr, H5T_NATIVE_UINT32, &want) >= 0, DPT_ERR_FORMAT,
+                  "%s: tensor %s: unreadable crc32 attribute (expected a single uint32)", f->path, name);
     uint32_t got = dpt_crc32(0, buf, n * dpt_dtype_size(stored));
     DPT_TRY_CHECK(got == want, DPT_ERR_FORMAT,
                   "%s: tensor %s: checksum mismatch (crc32 of the data 0x%08x, stored 0x%08x): the file is damaged",
@@ -861,7 +876,8 @@ dpt_status dpt_ckpt_get_int(dpt_ckpt_file *f, const char *name, int64_t *v) {
   hid_t g, a, t;
   DPT_TRY(get_attr(f, name, &g, &a, &t));
   DPT_TRY_CHECK(H5Tget_class(t) == H5T_INTEGER, DPT_ERR_FORMAT, "%s: %s: expected an integer", f->path, name);
-  DPT_TRY_CHECK(H5Aread(a, H5T_NATIVE_INT64, v) >= 0, DPT_ERR_FORMAT, "%s: %s: %s", f->path, name, h5_reason());
+  DPT_TRY_CHECK(dpt_h5_read_one(a, H5T_NATIVE_INT64, v) >= 0, DPT_ERR_FORMAT, "%s: %s: expected a single integer",
+                f->path, name);
 done:
   close_attr(g, a, t);
   return dpt_comm_agree(&f->c, st);
@@ -873,7 +889,8 @@ dpt_status dpt_ckpt_get_double(dpt_ckpt_file *f, const char *name, double *v) {
   DPT_TRY(get_attr(f, name, &g, &a, &t));
   DPT_TRY_CHECK(H5Tget_class(t) == H5T_FLOAT || H5Tget_class(t) == H5T_INTEGER, DPT_ERR_FORMAT,
                 "%s: %s: expected a number", f->path, name);
-  DPT_TRY_CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0, DPT_ERR_FORMAT, "%s: %s: %s", f->path, name, h5_reason());
+  DPT_TRY_CHECK(dpt_h5_read_one(a, H5T_NATIVE_DOUBLE, v) >= 0, DPT_ERR_FORMAT, "%s: %s: expected a single number",
+                f->path, name);
 done:
   close_attr(g, a, t);
   return dpt_comm_agree(&f->c, st);

@@ -149,6 +149,12 @@ static dpt_status load_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state 
   DPT_CHECK(s->epoch >= 0 && s->step_in_epoch >= 0 && s->global_step >= 0, DPT_ERR_FORMAT,
             "%s: train/epoch %lld, step_in_epoch %lld, global_step %lld: expected values >= 0", path,
             (long long)s->epoch, (long long)s->step_in_epoch, (long long)s->global_step);
+  /* the columns the caller will append rows of (none: any) */
+  char want[sizeof s->history_names];
+  snprintf(want, sizeof want, "%s", s->history_names);
+  int64_t want_cols = 0;
+  for (const char *p = want; *p; ++p) want_cols += *p == ',';
+  want_cols += want[0] != '\0';
   dpt_free(&s->history);
   s->history_rows = 0;
   s->history_cols = 0;
@@ -160,6 +166,9 @@ static dpt_status load_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state 
     DPT_CALL(dpt_ckpt_tensor_shape(f, "train/history", &stored, &nd, shape));
     DPT_CHECK(nd == 2 && shape[0] <= ((int64_t)1 << 24) && shape[1] >= 1 && shape[1] <= 64, DPT_ERR_FORMAT,
               "%s: train/history: expected [epochs <= 2^24, columns 1..64]", path);
+    DPT_CHECK(!want_cols || shape[1] == want_cols, DPT_ERR_FORMAT,
+              "%s: train/history: %lld columns, expected %lld (%s)", path, (long long)shape[1], (long long)want_cols,
+              want);
     DPT_CALL(dpt_comm_agree(c, dpt_alloc((size_t)(shape[0] * shape[1]), sizeof(double), "metrics history",
                                          &s->history)));
     DPT_CALL(dpt_ckpt_get_tensor(f, "train/history", DPT_F64, 2, shape, s->history));
@@ -167,8 +176,10 @@ static dpt_status load_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state 
     s->history_cols = (int)shape[1];
     char *names = NULL;
     DPT_CALL(dpt_ckpt_get_string(f, "train/history_columns", &names));
+    bool same = !want_cols || !strcmp(names, want);
     snprintf(s->history_names, sizeof s->history_names, "%s", names);
     dpt_free(&names);
+    DPT_CHECK(same, DPT_ERR_FORMAT, "%s: train/history_columns: '%s', expected '%s'", path, s->history_names, want);
   }
   return DPT_OK;
 }

@@ -36,12 +36,14 @@ void dpt_dataset_close(dpt_dataset **ds) {
   dpt_free(ds);
 }
 
-/* Reads a string attribute (fixed or variable length) into buf; returns 0 when absent. */
+/* Reads a single string attribute (fixed or variable length; scalar or of one element) into
+ * buf; returns 1 when read, 0 when absent, -1 when it is not a single string. */
 static int read_string_attr(hid_t obj, const char *name, char *buf, size_t len) {
   if (H5Aexists(obj, name) <= 0) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1, s = a >= 0 ? H5Aget_space(a) : -1;
   int ok = -1;
-  if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+  /* H5Aread writes every element: one string, or it overruns buf */
+  if (t >= 0 && s >= 0 && H5Sget_simple_extent_npoints(s) == 1 && H5Tget_class(t) == H5T_STRING) {
     if (H5Tis_variable_str(t) > 0) {
       hid_t mt = H5Tcopy(H5T_C_S1);
       H5Tset_size(mt, H5T_VARIABLE);
@@ -63,6 +65,7 @@ static int read_string_attr(hid_t obj, const char *name, char *buf, size_t len) 
       }
     }
   }
+  if (s >= 0) H5Sclose(s);
   if (t >= 0) H5Tclose(t);
   if (a >= 0) H5Aclose(a);
   return ok;
@@ -82,6 +85,19 @@ static dpt_status shape_of(const char *path, const char *name, hid_t d, int *ran
   if (t >= 0) H5Tclose(t);
   if (s >= 0) H5Sclose(s);
   DPT_CHECK(r >= 0, DPT_ERR_FORMAT, "%s: /%s: cannot read its dataspace", path, name);
+  return DPT_OK;
+}
+
+/* Is every element of the dataset stored (h5_mpio.h)? Else reading it would yield fill values
+ * for rows never written, and N would be taken on trust (a file declaring 2^39 rows). */
+static dpt_status check_stored(const char *path, const char *name, hid_t d, const hsize_t dims[2]) {
+  unsigned long long have, need;
+  const char *unit;
+  DPT_CHECK(dpt_h5_stored(d, &have, &need, &unit) == 0, DPT_ERR_FORMAT, "%s: /%s: cannot read its storage layout",
+            path, name);
+  DPT_CHECK(have >= need, DPT_ERR_FORMAT,
+            "%s: /%s: declares %llu rows but stores only %llu of the %llu %s they need (rows never written?)", path,
+            name, (unsigned long long)dims[0], have, need, unit);
   return DPT_OK;
 }
 
@@ -134,10 +150,10 @@ static dpt_status read_layout(dpt_dataset *ds, const char *path, const char *spl
   if (u8 && H5Aexists(ds->X, "scale") > 0) {
     hid_t a = H5Aopen(ds->X, "scale", H5P_DEFAULT);
     double sc = NAN;
-    herr_t e = a >= 0 ? H5Aread(a, H5T_NATIVE_DOUBLE, &sc) : -1;
+    herr_t e = a >= 0 ? dpt_h5_read_one(a, H5T_NATIVE_DOUBLE, &sc) : -1;
     if (a >= 0) H5Aclose(a);
-    DPT_CHECK(e >= 0 && isfinite(sc) && sc > 0, DPT_ERR_FORMAT, "%s: /%s: attribute scale: expected a positive number",
-              path, xn);
+    DPT_CHECK(e >= 0 && isfinite(sc) && sc > 0, DPT_ERR_FORMAT,
+              "%s: /%s: attribute scale: expected a single positive number", path, xn);
     ds->scale = sc;
   }
   DPT_CHECK(ry == 1 || ry == 2, DPT_ERR_FORMAT, "%s: /%s: expected [N] labels or [N, k] values, found %d dimensions",
@@ -152,9 +168,11 @@ static dpt_status read_layout(dpt_dataset *ds, const char *path, const char *spl
   else
     DPT_CHECK(cy == H5T_FLOAT && dy[1] > 0 && dy[1] < (hsize_t)1 << 24, DPT_ERR_FORMAT,
               "%s: /%s: 2-D targets must be float [N, k] values", path, yn);
+  DPT_CALL(check_stored(path, xn, ds->X, dx));
+  DPT_CALL(check_stored(path, yn, ds->y, dy));
   char task[64] = "";
   int has_task = read_string_attr(ds->file, "task", task, sizeof task);
-  DPT_CHECK(has_task >= 0, DPT_ERR_FORMAT, "%s: attribute task: expected a string", path);
+  DPT_CHECK(has_task >= 0, DPT_ERR_FORMAT, "%s: attribute task: expected a single string", path);
   if (has_task) {
     char what[600];
     snprintf(what, sizeof what, "%s: attribute task", path);
@@ -169,27 +187,36 @@ static dpt_status read_layout(dpt_dataset *ds, const char *path, const char *spl
   return DPT_OK;
 }
 
-/* Classification: scan the labels (each rank its shard) for the class count and range. */
+/* Classification: scan the labels (each rank its shard, in blocks of SCAN_BLOCK rows: memory
+ * bounded whatever N is) for the class count and range. Every rank makes the same number of
+ * collective reads (empty ones included). */
+enum { SCAN_BLOCK = 1 << 20 };
 static dpt_status scan_labels(dpt_dataset *ds, const char *split) {
   const dpt_comm *c = ds->c;
   int64_t begin, count, *rows = NULL;
   int32_t *lab = NULL;
   dpt_shard_range(ds->n, c->size, c->rank, &begin, &count);
-  dpt_status st = dpt_alloc((size_t)count, sizeof *rows, "label scan rows", &rows);
-  if (st == DPT_OK) st = dpt_alloc((size_t)count, sizeof *lab, "label scan", &lab);
-  for (int64_t i = 0; st == DPT_OK && i < count; ++i) rows[i] = begin + i;
+  int64_t most = (ds->n + c->size - 1) / c->size; /* the largest shard: sets the round count */
+  int64_t rounds = (most + SCAN_BLOCK - 1) / SCAN_BLOCK, block = count < SCAN_BLOCK ? count : SCAN_BLOCK;
+  dpt_status st = dpt_alloc((size_t)block, sizeof *rows, "label scan rows", &rows);
+  if (st == DPT_OK) st = dpt_alloc((size_t)block, sizeof *lab, "label scan", &lab);
   st = dpt_comm_agree(c, st);
   int64_t lo_hi[2] = {INT64_MAX, INT64_MIN}, first_bad = INT64_MAX;
-  if (st == DPT_OK) {
-    ds->classes = INT32_MAX; /* no range check while scanning */
-    st = dpt_dataset_read_rows(ds, rows, count, DPT_F32, NULL, lab, NULL);
-  }
-  if (st == DPT_OK) {
-    for (int64_t i = 0; i < count; ++i) {
+  /* the range check while scanning: only what dptrain supports (a label saturated to int32
+   * by the conversion of a wider one fails here too) */
+  ds->classes = DPT_DATASET_MAX_CLASSES;
+  for (int64_t r = 0, done_rows = 0; st == DPT_OK && r < rounds; ++r) {
+    int64_t m = count - done_rows < block ? count - done_rows : block;
+    for (int64_t i = 0; i < m; ++i) rows[i] = begin + done_rows + i;
+    st = dpt_dataset_read_rows(ds, rows, m, DPT_F32, NULL, lab, NULL);
+    for (int64_t i = 0; st == DPT_OK && i < m; ++i) {
       if (lab[i] < lo_hi[0]) lo_hi[0] = lab[i];
       if (lab[i] > lo_hi[1]) lo_hi[1] = lab[i];
-      if (lab[i] < 0 && first_bad == INT64_MAX) first_bad = begin + i;
+      if (lab[i] < 0 && first_bad == INT64_MAX) first_bad = begin + done_rows + i;
     }
+    done_rows += m;
+  }
+  if (st == DPT_OK) {
     int64_t red[3] = {-lo_hi[0], lo_hi[1], -first_bad}, out[3];
     st = MPI_Allreduce(red, out, 3, MPI_INT64_T, MPI_MAX, c->comm) == MPI_SUCCESS
              ? DPT_OK
@@ -268,9 +295,12 @@ static dpt_status read_selected(dpt_dataset *ds, hid_t d_id, hid_t fs, hid_t ms,
                      : dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot select %s for reading",
                                      ds->path, what);
   st = dpt_comm_agree(ds->c, st);
-  if (st == DPT_OK && H5Dread(d_id, memtype, ms, fs, dxpl, dst) < 0)
-    st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: reading %s failed (truncated file?)", ds->path,
-                       what);
+  if (st == DPT_OK && H5Dread(d_id, memtype, ms, fs, dxpl, dst) < 0) {
+    char name[64] = "";
+    if (H5Iget_name(d_id, name, sizeof name) <= 0) snprintf(name, sizeof name, "(dataset)");
+    st = dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: %s: reading %s failed (truncated file?)",
+                       ds->path, name, what);
+  }
   if (dxpl >= 0) H5Pclose(dxpl);
   if (ms >= 0) H5Sclose(ms);
   if (fs >= 0) H5Sclose(fs);

@@ -6,6 +6,9 @@
 
 #include "dptrain/dataset.h"
 
+/* The most classes a labelled dataset may have (labels 0 .. 2^24 - 1), as for d and k. */
+#define DPT_DATASET_MAX_CLASSES ((int64_t)1 << 24)
+
 struct dpt_dataset {
   const dpt_comm *c;  /* borrowed */
   char *path;         /* owned */

@@ -2,6 +2,7 @@
 #include "h5_mpio.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,4 +99,41 @@ dpt_status dpt_h5_mpio_fapl(const dpt_comm *c, const char *path, int flags, hid_
     *fapl = H5I_INVALID_HID;
   }
   return st;
+}
+
+int dpt_h5_stored(hid_t d, unsigned long long *have, unsigned long long *need, const char **unit) {
+  hid_t dcpl = H5Dget_create_plist(d), t = H5Dget_type(d), s = H5Dget_space(d); /* s: all selected */
+  H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+  int rank = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+  hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK], stored = 0;
+  bool ok = t >= 0 && rank >= 0 && layout != H5D_LAYOUT_ERROR && H5Sget_simple_extent_dims(s, dims, NULL) >= 0;
+  *have = *need = 0;
+  *unit = "bytes";
+  if (ok && layout == H5D_CHUNKED) { /* at most the element count: no overflow */
+    *unit = "chunks";
+    ok = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) == rank && H5Dget_num_chunks(d, s, &stored) >= 0;
+    *need = 1;
+    for (int i = 0; ok && i < rank; ++i) {
+      ok = chunk[i] > 0;
+      if (ok) *need *= (dims[i] + chunk[i] - 1) / chunk[i];
+    }
+    *have = stored;
+  } else if (ok && layout == H5D_CONTIGUOUS) {
+    hssize_t elems = H5Sget_simple_extent_npoints(s);
+    size_t size = H5Tget_size(t);
+    ok = elems >= 0 && size > 0;
+    if (ok) *need = (unsigned long long)elems <= ULLONG_MAX / size ? (unsigned long long)elems * size : ULLONG_MAX;
+    *have = H5Dget_storage_size(d);
+  }
+  if (s >= 0) H5Sclose(s);
+  if (t >= 0) H5Tclose(t);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  return ok ? 0 : -1;
+}
+
+herr_t dpt_h5_read_one(hid_t a, hid_t memtype, void *out) {
+  hid_t s = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+  bool one = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
+  if (s >= 0) H5Sclose(s);
+  return one ? H5Aread(a, memtype, out) : -1;
 }

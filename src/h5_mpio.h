@@ -45,4 +45,19 @@ dpt_status dpt_h5_mpio_fapl(const dpt_comm *c, const char *path, int flags, hid_
 void dpt_h5_mpio_watch(hid_t file, const char *path);
 void dpt_h5_mpio_unwatch(hid_t file);
 
+/* Local (metadata only; collective metadata reads make every rank read the same). Is every
+ * element of dataset d stored in the file? A dataset may declare a huge extent and store
+ * little (chunks never written, contiguous storage never allocated): reading it yields fill
+ * values, and sizes derived from its extent would be taken on trust. Chunked: *need is the
+ * number of chunks the extent covers and *have the number allocated (HDF5 >= 1.10.5);
+ * contiguous: bytes of the extent and bytes stored; compact or another layout: 0 and 0.
+ * *unit names them ("chunks" or "bytes"). Returns -1 when the layout cannot be read, else 0;
+ * the data is complete when *have >= *need. */
+int dpt_h5_stored(hid_t d, unsigned long long *have, unsigned long long *need, const char **unit);
+
+/* Local. Reads attribute a, which must hold exactly one element (scalar or of one element),
+ * into *out as memtype: H5Aread writes every element, so an array attribute read into one
+ * variable overruns it. Returns -1 when a holds another count or the read fails. */
+herr_t dpt_h5_read_one(hid_t a, hid_t memtype, void *out);
+
 #endif

@@ -2,9 +2,11 @@
  * description attributes readable with h5py, architecture checks on load, --init from
  * any file in the layout, and rebuilding a model for eval/predict (see checkpoint.h and
  * data/FORMAT.md). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dptrain/checkpoint.h"
 #include "dptrain/loss.h"
@@ -186,13 +188,36 @@ static dpt_status load_into(const dpt_comm *c, dpt_ckpt_file *f, dpt_loaded_mode
   DPT_TRY_CHECK(lm->n_in >= 1 && lm->n_in <= (int64_t)1 << 31 && lm->n_out >= 1 && lm->n_out <= (int64_t)1 << 31,
                 DPT_ERR_FORMAT, "%s: model/n_in %lld, n_out %lld: expected 1..2^31", path, (long long)lm->n_in,
                 (long long)lm->n_out);
+  /* Sizes from the file are checked against something real before a model of that size is
+   * allocated: the values the file has room for (stat is local: the least over the ranks, so
+   * that every rank decides alike). Every input and output has at least one parameter stored
+   * (a weight of the first layer, a bias of the last; a model of parameter-free layers only is
+   * not one dptrain trains), and the config may not describe more parameters than that. */
+  int64_t room = 0;
+  {
+    struct stat sb;
+    int64_t mine = stat(path, &sb) == 0 ? (int64_t)sb.st_size / (int64_t)dpt_dtype_size(lm->dtype) : 0;
+    DPT_TRY_CHECK(MPI_Allreduce(&mine, &room, 1, MPI_INT64_T, MPI_MIN, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
+                  "%s: MPI_Allreduce failed", path);
+  }
+  DPT_TRY_CHECK(lm->n_in <= room && lm->n_out <= room, DPT_ERR_FORMAT,
+                "%s: model/n_in %lld, n_out %lld: more than the file's %lld values can hold parameters for "
+                "(damaged file?)",
+                path, (long long)lm->n_in, (long long)lm->n_out, (long long)room);
   DPT_TRY(dpt_comm_agree(c, dpt_config_create(&lm->cfg))); /* allocations agreed: a collective read follows */
   {
     char name[4200];
     snprintf(name, sizeof name, "%s:config", path);
     DPT_TRY(dpt_comm_agree(c, dpt_config_load_string(lm->cfg, text, name)));
   }
-  DPT_TRY(dpt_comm_agree(c, dpt_model_create(lm->cfg, lm->dtype, lm->n_in, lm->n_out, lm->task, &lm->model)));
+  st = dpt_model_create_bounded(lm->cfg, lm->dtype, lm->n_in, lm->n_out, lm->task, room, &lm->model);
+  if (st != DPT_OK) { /* the config and sizes come from the file: say which */
+    char msg[1024 + 4200];
+    snprintf(msg, sizeof msg, "%s: cannot rebuild the model it describes (attribute config, model/n_in, n_out): %s",
+             path, dpt_error_message());
+    dpt_error_replace(st, msg);
+  }
+  DPT_TRY(dpt_comm_agree(c, st));
   DPT_TRY(dpt_modelfile_get_params(f, lm->model, true));
   int64_t standardized = 0;
   if (dpt_ckpt_has(f, "model/standardized")) DPT_TRY(dpt_ckpt_get_int(f, "model/standardized", &standardized));
@@ -203,6 +228,11 @@ static dpt_status load_into(const dpt_comm *c, dpt_ckpt_file *f, dpt_loaded_mode
     DPT_TRY(dpt_comm_agree(c, st));
     DPT_TRY(dpt_ckpt_get_tensor(f, "model/standardize/mean", DPT_F64, 1, shape, lm->mean));
     DPT_TRY(dpt_ckpt_get_tensor(f, "model/standardize/std", DPT_F64, 1, shape, lm->std));
+    /* eval and predict compute (x - mean) / std with these */
+    for (int64_t j = 0; j < lm->n_in; ++j)
+      DPT_TRY_CHECK(isfinite(lm->mean[j]) && isfinite(lm->std[j]) && lm->std[j] > 0, DPT_ERR_FORMAT,
+                    "%s: model/standardize: feature %lld has mean %g, std %g (expected finite values, std > 0)", path,
+                    (long long)j, lm->mean[j], lm->std[j]);
   }
 done:
   dpt_free(&text);

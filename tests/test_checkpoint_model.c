@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "dptrain/checkpoint.h"
@@ -125,10 +126,126 @@ static void test_init_from_h5py_layout(void **state) {
   dpt_model_destroy(&m);
 }
 
+/* Rank 0 edits a saved model file with the serial HDF5 API (the other ranks wait). */
+static void edit_std(const char *path, double value) { /* std[1] = value, with a matching crc32 */
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "/model/standardize/std", H5P_DEFAULT);
+    double sd[3];
+    H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sd);
+    sd[1] = value;
+    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sd);
+    uint32_t crc = dpt_crc32(0, sd, sizeof sd);
+    hid_t a = H5Aopen(d, "crc32", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_UINT32, &crc);
+    H5Aclose(a), H5Dclose(d), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
+/* Attribute n_in of /model replaced by `count` int64 values n_in (count 1: a scalar). */
+static void edit_n_in(const char *path, int64_t n_in, int count) {
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "/model", H5P_DEFAULT);
+    hsize_t n = (hsize_t)count;
+    int64_t v[8] = {n_in, n_in, n_in, n_in, n_in, n_in, n_in, n_in};
+    H5Adelete(g, "n_in");
+    hid_t sp = count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(g, "n_in", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, v);
+    H5Aclose(a), H5Sclose(sp), H5Gclose(g), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
+/* The root attribute config (the run's resolved config) replaced by text. */
+static void edit_config(const char *path, const char *text) {
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Adelete(f, "config");
+    hid_t a = H5Acreate2(f, "config", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, &text);
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
+/* A tensor replaced by one declaring [2^40] rows, chunked, none of them written. */
+static void edit_declared_huge(const char *path, const char *name) {
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, name, H5P_DEFAULT);
+    hsize_t dims[1] = {(hsize_t)1 << 40}, maxdims[1] = {H5S_UNLIMITED}, chunk[1] = {64};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), sp = H5Screate_simple(1, dims, maxdims);
+    H5Pset_chunk(dcpl, 1, chunk);
+    hid_t d = H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(d), H5Sclose(sp), H5Pclose(dcpl), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
+/* Found by tests/fuzz/fuzz_checkpoint.c: what eval and predict would use from a model file
+ * is checked before it is used. A std of 0 (or NaN) made eval divide by it; an n_in of 2^31
+ * was taken as the size of the model to allocate; an n_in holding 8 integers overran the
+ * int64 it was read into (the same for every integer, number and crc32 attribute); a tensor
+ * declaring 2^40 rows and storing none was read by its declared shape. Each is refused with
+ * the file and the record. */
+static void test_hostile_model_file(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  char path[512];
+  snprintf(path, sizeof path, "%s/hostile.h5", dpt_test_tmpdir());
+  dpt_config *cfg = NULL;
+  dpt_model *m = make_model(INI, DPT_F32, 7, &cfg);
+  double mean[3] = {1, 2, 3}, sd[3] = {0.5, 1, 2};
+  dpt_standardize stdz = {mean, sd};
+  dpt_loaded_model lm;
+  assert_dpt_ok(dpt_modelfile_save(c, path, m, DPT_TASK_REGRESSION, cfg, &stdz));
+  edit_std(path, 0.0);
+  assert_dpt_fails(dpt_modelfile_load(c, path, &lm), DPT_ERR_FORMAT,
+                   "hostile.h5: model/standardize: feature 1 has mean 2, std 0 (expected finite values, std > 0)");
+  assert_null(lm.model);
+  edit_std(path, NAN);
+  assert_dpt_fails(dpt_modelfile_load(c, path, &lm), DPT_ERR_FORMAT, "feature 1 has mean 2, std nan");
+  assert_dpt_ok(dpt_modelfile_save(c, path, m, DPT_TASK_REGRESSION, cfg, &stdz));
+  edit_n_in(path, (int64_t)1 << 31, 1);
+  assert_dpt_fails(dpt_modelfile_load(c, path, &lm), DPT_ERR_FORMAT,
+                   "hostile.h5: model/n_in 2147483648, n_out 2: more than the file's");
+  /* a config describing layers far larger than the file's values is refused before they are
+   * allocated (10^8 units of 3 inputs: 4e8 parameters, 3.2 GB with their gradients) */
+  assert_dpt_ok(dpt_modelfile_save(c, path, m, DPT_TASK_REGRESSION, cfg, &stdz));
+  edit_config(path, "[model]\nlayers = 100000000\n");
+  assert_dpt_fails(dpt_modelfile_load(c, path, &lm), DPT_ERR_INPUT,
+                   "hostile.h5: cannot rebuild the model it describes (attribute config, model/n_in, n_out): layer.0: "
+                   "100000000 units (x 1 pieces) of 3 inputs: expected at most");
+  assert_null(lm.model);
+  edit_n_in(path, (int64_t)1 << 31, 1);
+  /* an array where a scalar belongs: H5Aread wrote all 8 values into one int64 */
+  edit_n_in(path, 3, 8);
+  assert_dpt_fails(dpt_modelfile_load(c, path, &lm), DPT_ERR_FORMAT,
+                   "hostile.h5: model/n_in: expected a single integer");
+  assert_dpt_ok(dpt_modelfile_save(c, path, m, DPT_TASK_REGRESSION, cfg, &stdz));
+  edit_declared_huge(path, "/model/standardize/mean");
+  dpt_ckpt_file *f = NULL;
+  static const char *const fm[] = {DPT_CKPT_FORMAT_MODEL, NULL};
+  dpt_dtype stored;
+  int nd;
+  int64_t shape[DPT_CKPT_MAX_DIMS];
+  assert_dpt_ok(dpt_ckpt_open(c, path, fm, false, &f));
+  assert_dpt_fails(dpt_ckpt_tensor_shape(f, "model/standardize/mean", &stored, &nd, shape), DPT_ERR_FORMAT,
+                   "tensor model/standardize/mean: declares [1099511627776] but stores only 0 of the 17179869184 "
+                   "chunks it needs");
+  dpt_ckpt_close(&f);
+  assert_int_equal(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+  dpt_model_destroy(&m);
+  dpt_config_destroy(&cfg);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_save_and_rebuild),
       cmocka_unit_test(test_init_from_h5py_layout),
+      cmocka_unit_test(test_hostile_model_file),
   };
   return dpt_test_run(tests);
 }

@@ -99,6 +99,21 @@ static void test_resume_continues_bitwise(void **state) {
   assert_memory_equal(sb.history, hist, sizeof hist);
   assert_string_equal(sb.history_names, "epoch,train_loss,val_loss");
   dpt_free(&sb.history);
+  /* a caller that appends rows of other columns (the training loop: 5) is refused before it
+   * could read past the rows loaded (found by fuzzing, tests/fuzz/fuzz_checkpoint.c) */
+  state_of(&b, &sb);
+  snprintf(sb.history_names, sizeof sb.history_names, "epoch,train_loss,val_loss,val_metric,lr");
+  assert_dpt_fails(dpt_checkpoint_load(c, path, &sb), DPT_ERR_FORMAT,
+                   "train/history: 3 columns, expected 5 (epoch,train_loss,val_loss,val_metric,lr)");
+  assert_null(sb.history);
+  snprintf(sb.history_names, sizeof sb.history_names, "epoch,val_loss,train_loss");
+  assert_dpt_fails(dpt_checkpoint_load(c, path, &sb), DPT_ERR_FORMAT,
+                   "train/history_columns: 'epoch,train_loss,val_loss', expected 'epoch,val_loss,train_loss'");
+  dpt_free(&sb.history);
+  snprintf(sb.history_names, sizeof sb.history_names, "epoch,train_loss,val_loss");
+  assert_dpt_ok(dpt_checkpoint_load(c, path, &sb));
+  assert_int_equal(sb.history_cols, 3);
+  dpt_free(&sb.history);
   size_t n = dpt_model_num_params(a.m);
   assert_memory_equal(dpt_model_params(a.m), dpt_model_params(b.m), n * sizeof(float));
   assert_int_equal(dpt_optim_steps(a.o), dpt_optim_steps(b.o));

@@ -157,6 +157,110 @@ static void test_huge_header(void **state) {
   agreed_failure(open_and_read(p), "huge.h5", "beyond what dptrain supports");
 }
 
+/* Found by tests/fuzz/fuzz_dataset.c. /X and /y declaring 2^39 + 1 rows (chunked, unlimited)
+ * with 8 written: the label scan allocated 12 bytes per declared row (4 TiB at one rank) before
+ * anything checked that the rows exist; rows never written are now refused at open. A /X whose
+ * contiguous storage was never written likewise. */
+static void test_declared_rows_not_stored(void **state) {
+  (void)state;
+  char p[512];
+  path_of(p, "declared.h5");
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t xd[2] = {((hsize_t)1 << 39) + 1, 2}, xmax[2] = {H5S_UNLIMITED, H5S_UNLIMITED}, chunk[2] = {4, 2};
+    hsize_t start[2] = {0, 0}, cnt[2] = {8, 2};
+    double X[16] = {0};
+    int32_t lab[8] = {0, 1, 2, 0, 1, 2, 0, 1};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), ycpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_chunk(ycpl, 1, chunk);
+    hid_t xs = H5Screate_simple(2, xd, xmax), ys = H5Screate_simple(1, xd, xmax);
+    hid_t x = H5Dcreate2(f, "X", H5T_IEEE_F32LE, xs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t y = H5Dcreate2(f, "y", H5T_STD_I32LE, ys, H5P_DEFAULT, ycpl, H5P_DEFAULT);
+    hid_t xm = H5Screate_simple(2, cnt, NULL), ym = H5Screate_simple(1, cnt, NULL);
+    H5Sselect_hyperslab(xs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    H5Sselect_hyperslab(ys, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    H5Dwrite(x, H5T_NATIVE_DOUBLE, xm, xs, H5P_DEFAULT, X);
+    H5Dwrite(y, H5T_NATIVE_INT32, ym, ys, H5P_DEFAULT, lab);
+    H5Sclose(xm), H5Sclose(ym), H5Dclose(x), H5Dclose(y), H5Sclose(xs), H5Sclose(ys), H5Pclose(dcpl), H5Pclose(ycpl);
+    H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+  agreed_failure(open_and_read(p), "declared.h5: /X: declares 549755813889 rows but stores only 2 of the",
+                 "(rows never written?)");
+  path_of(p, "unwritten.h5");
+  write_custom(p, H5T_IEEE_F32LE, 2, 5000, 1, 5000, 0, -1); /* /X [5000, 1] and /y never written */
+  agreed_failure(open_and_read(p), "unwritten.h5: /X: declares 5000 rows but stores only 0 of the 20000 bytes",
+                 NULL);
+}
+
+/* Found by tests/fuzz/fuzz_dataset.c: an attribute task holding an array of strings (h5py:
+ * attrs["task"] = ["multiclass"] * 8) was read whole into a 64-byte buffer on the stack; an
+ * attribute scale holding 8 numbers, into one double. */
+static void test_attribute_arrays(void **state) {
+  (void)state;
+  char p[512];
+  path_of(p, "taskarray.h5");
+  write_custom(p, H5T_IEEE_F32LE, 2, 12, 2, 12, 0, -1);
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+    hsize_t eight = 8;
+    char texts[8][11];
+    for (int i = 0; i < 8; ++i) memcpy(texts[i], "multiclass", 11);
+    H5Tset_size(t, 11);
+    hid_t sp = H5Screate_simple(1, &eight, NULL), a = H5Acreate2(f, "task", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, texts);
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+  agreed_failure(open_and_read(p), "taskarray.h5: attribute task: expected a single string", NULL);
+  path_of(p, "scalearray.h5");
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t xd[2] = {4, 2}, yd[1] = {4}, eight = 8;
+    uint8_t X[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int32_t lab[4] = {0, 1, 0, 1};
+    double scales[8] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    hid_t xs = H5Screate_simple(2, xd, NULL), ys = H5Screate_simple(1, yd, NULL);
+    hid_t as = H5Screate_simple(1, &eight, NULL);
+    hid_t x = H5Dcreate2(f, "X", H5T_STD_U8LE, xs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t y = H5Dcreate2(f, "y", H5T_STD_I32LE, ys, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t a = H5Acreate2(x, "scale", H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(x, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, X);
+    H5Dwrite(y, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, scales);
+    H5Aclose(a), H5Dclose(x), H5Dclose(y), H5Sclose(xs), H5Sclose(ys), H5Sclose(as), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+  agreed_failure(open_and_read(p), "scalearray.h5: /X: attribute scale: expected a single positive number", NULL);
+}
+
+/* Found by tests/fuzz/fuzz_dataset.c: an int64 label 2^40 was converted to int32 (saturated at
+ * 2^31 - 1) and a label 2^31 - 2 gave 2^31 - 1 classes, the model's output count; labels are
+ * refused beyond dptrain's limit of 2^24 classes, like d and k. */
+static void test_label_too_large(void **state) {
+  (void)state;
+  char p[512];
+  static const int64_t big[] = {(int64_t)1 << 40, 2147483646};
+  for (int b = 0; b < 2; ++b) {
+    path_of(p, "biglabel.h5");
+    write_custom(p, H5T_IEEE_F32LE, 2, 12, 2, 12, 0, -1);
+    if (dpt_test_world.rank == 0) {
+      hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+      H5Ldelete(f, "y", H5P_DEFAULT);
+      hsize_t n = 12;
+      int64_t lab[12] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2};
+      lab[7] = big[b];
+      hid_t sp = H5Screate_simple(1, &n, NULL);
+      hid_t y = H5Dcreate2(f, "y", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dwrite(y, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab);
+      H5Dclose(y), H5Sclose(sp), H5Fclose(f);
+    }
+    MPI_Barrier(dpt_test_world.comm);
+    agreed_failure(open_and_read(p), "biglabel.h5: /y: row 7: class label outside [0, 16777216)", NULL);
+  }
+}
+
 /* A file that one rank cannot see (a node-local path, a stale mount): the others must not
  * enter the collective open alone. The last rank is given a missing path, then a file that
  * is not HDF5; every rank returns the same error naming that rank. */
@@ -190,6 +294,9 @@ int main(void) {
       cmocka_unit_test_setup(test_bad_values, setup),
       cmocka_unit_test_setup(test_huge_header, setup),
       cmocka_unit_test_setup(test_file_missing_on_one_rank, setup),
+      cmocka_unit_test_setup(test_declared_rows_not_stored, setup),
+      cmocka_unit_test_setup(test_attribute_arrays, setup),
+      cmocka_unit_test_setup(test_label_too_large, setup),
   };
   return dpt_test_run(tests);
 }

@@ -230,7 +230,8 @@ dpt_status dpt_checkpoint_save(const dpt_comm *c, const char *dir, int keep, dpt
                                size_t path_size);
 /* Restores s->model's parameters, s->optim's and s->schedule's state, the position and the
  * history from a checkpoint. Refused with what differs: another dtype, architecture,
- * optimizer type or schedule type; a damaged tensor names itself. */
+ * optimizer type or schedule type, another history than s->history_names says when it is set
+ * on entry (the columns the caller appends rows of); a damaged tensor names itself. */
 dpt_status dpt_checkpoint_load(const dpt_comm *c, const char *path, dpt_train_state *s);
 
 /* ---- stop signals (preemption) ------------------------------------------------------------ */
