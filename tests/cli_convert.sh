@@ -110,7 +110,48 @@ expect_error "idx truncated" "trunc.idx" $MPIEXEC -n 2 "$DPTRAIN" convert --idx-
 expect_error "idx images as labels" "lab.idx: IDX file has 1 dimensions" $MPIEXEC -n 2 "$DPTRAIN" convert --idx-images "$dir/lab.idx" --idx-labels "$dir/lab.idx" "$dir/o.h5"
 expect_error "two inputs" "exactly one input" $MPIEXEC -n 2 "$DPTRAIN" convert --csv "$dir/t.csv" --label c --x "$dir/X.npy" --y "$dir/y.npy" "$dir/o.h5"
 expect_error "bad gzip level" "--gzip .12." $MPIEXEC -n 2 "$DPTRAIN" convert --csv "$dir/t.csv" --label species --gzip 12 "$dir/o.h5"
+# regressions found by fuzzing the converters (tests/fuzz/fuzz_csv.c, fuzz_npy.c, fuzz_idx.c)
+printf 'a,b,c\n1,1e39,x\n' > "$dir/wide.csv"
+expect_error "csv value beyond f32" "wide.csv: line 2: column 2: .1e39. is beyond the f32 range" $MPIEXEC -n 1 "$DPTRAIN" convert --csv "$dir/wide.csv" --label c "$dir/o.h5"
+printf 'a,t\n1,0.5\n2,-1e300\n' > "$dir/widey.csv"
+expect_error "csv target beyond f32" "widey.csv: line 3: column t: target beyond the f32 range" $MPIEXEC -n 1 "$DPTRAIN" convert --csv "$dir/widey.csv" --label t "$dir/o.h5"
+run 1 "$DPTRAIN" convert --csv "$dir/wide.csv" --label c --dtype f64 "$dir/wide.h5" > /dev/null 2>&1
+check "csv value beyond f32 converts with --dtype f64" "[ $? = 0 ] && [ -e $dir/wide.h5 ]"
+printf '"a",b,"c"\n"1",2,"x"\n"3",4,"y"\n' > "$dir/quoted.csv"
+run 1 "$DPTRAIN" convert --csv "$dir/quoted.csv" --label c "$dir/quoted.h5" > /dev/null 2>&1
+run 1 "$DPTRAIN" inspect "$dir/quoted.h5" > "$dir/i.txt" 2>&1
+check "csv quoted first and last fields" "grep -q '^attribute classes: x y$' $dir/i.txt && grep -q '0: min 1  max 3  mean 2' $dir/i.txt"
+printf 'a,y\n1,1\n2,01\n3,+1\n4,2\n' > "$dir/same.csv"
+run 1 "$DPTRAIN" convert --csv "$dir/same.csv" --label y "$dir/same.h5" > /dev/null 2>&1
+run 1 "$DPTRAIN" inspect "$dir/same.h5" > "$dir/i.txt" 2>&1
+check "csv integer labels 1, 01, +1 are one class" "grep -q '^attribute classes: 1 2$' $dir/i.txt && grep -q '0: 3 (75.00%)' $dir/i.txt && grep -q '^attribute task: binary$' $dir/i.txt"
+perl -e 'print "x,t\n"; print "$_,", $_ + 0.5, "\n" for 1 .. 70000' > "$dir/many.csv"
+run 1 "$DPTRAIN" convert --csv "$dir/many.csv" --label t "$dir/many.h5" > /dev/null 2>&1
+check "csv regression inferred with 70000 distinct targets" "[ $? = 0 ] && [ -e $dir/many.h5 ]"
+perl -e 'print "x,c\n"; print "$_,c$_\n" for 1 .. 70000' > "$dir/manyc.csv"
+expect_error "csv more than 65536 classes" "manyc.csv: line 65538: column c has more than 65536 distinct labels" $MPIEXEC -n 1 "$DPTRAIN" convert --csv "$dir/manyc.csv" --label c "$dir/o.h5"
+npy "$dir/y20.npy" '<f4' '(3, 0)' 'f<'
+expect_error "npy y with 0 columns" "y20.npy: .npy shape \[3, 0\] is empty" $MPIEXEC -n 1 "$DPTRAIN" convert --x "$dir/X.npy" --y "$dir/y20.npy" "$dir/o.h5"
+npy "$dir/X0.npy" '<f4' '(0, 2)' 'f<'
+expect_error "npy X with 0 rows" "X0.npy: .npy shape \[0, 2\] is empty" $MPIEXEC -n 1 "$DPTRAIN" convert --x "$dir/X0.npy" --y "$dir/y.npy" "$dir/o.h5"
+npy "$dir/wrap.npy" '<f8' '(549755813888, 4194304)' 'd<'
+expect_error "npy size wrapping 2^64" "wrap.npy: file has 128 bytes but its header .* needs more than" $MPIEXEC -n 1 "$DPTRAIN" convert --x "$dir/wrap.npy" --y "$dir/wrap.npy" "$dir/o.h5"
+perl -e 'print pack("N", 0x803), pack("N3", 256, 1 << 28, 1 << 28)' > "$dir/wrap.idx"
+perl -e 'print pack("N", 0x801), pack("N", 256), "\0" x 256' > "$dir/lab256.idx"
+expect_error "idx size wrapping 2^64" "wrap.idx: file has 16 bytes but its IDX header .* needs more than" $MPIEXEC -n 1 "$DPTRAIN" convert --idx-images "$dir/wrap.idx" --idx-labels "$dir/lab256.idx" "$dir/o.h5"
+expect_error "idx task regression" "lab.idx: task regression does not fit" $MPIEXEC -n 1 "$DPTRAIN" convert --idx-images "$dir/img.idx" --idx-labels "$dir/lab.idx" --task regression "$dir/o.h5"
 check "no output left by failed conversions" "[ ! -e $dir/o.h5 ] && ! ls $dir/*.tmp.* 2>/dev/null"
+# a chunk of 4096 wide rows would pass HDF5's 4 GiB limit: chunks hold at most 64 MiB. X is
+# 600 x 16384 f64 zeros (75 MiB, a sparse file: the header, then truncate), gzip'd output
+npy "$dir/wideX.npy" '<f8' '(600, 16384)' 'd<'
+truncate -s $((128 + 600 * 16384 * 8)) "$dir/wideX.npy"
+npy "$dir/y600.npy" '<i8' '(600,)' 'q<' $(for i in $(seq 600); do echo $((i % 2)); done)
+run 1 "$DPTRAIN" convert --x "$dir/wideX.npy" --y "$dir/y600.npy" --gzip 1 "$dir/wideX.h5" > /dev/null 2>&1
+run 1 "$DPTRAIN" inspect "$dir/wideX.h5" > "$dir/i.txt" 2>&1
+check "npy wide rows: chunks of at most 64 MiB (512 rows of 128 KiB)" "grep -q 'layout: chunked \[512, 16384\]' $dir/i.txt"
+# fixed-length string attributes (the seed's files, h5py's np.bytes_) are shown, not '(unreadable)'
+run 1 "$DPTRAIN" inspect "$DPT_SOURCE_DIR/data/spiral.h5" > "$dir/i.txt" 2>&1
+check "inspect fixed-length task attribute" "grep -q '^attribute task: multiclass$' $dir/i.txt"
 echo "not hdf5" > "$dir/text.h5"
 expect_error "inspect not HDF5" "text.h5: not an HDF5 file" $MPIEXEC -n 2 "$DPTRAIN" inspect "$dir/text.h5"
 expect_error "inspect missing file" "nope.h5" $MPIEXEC -n 2 "$DPTRAIN" inspect "$dir/nope.h5"

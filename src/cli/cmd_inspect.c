@@ -233,7 +233,19 @@ static void print_root_attrs(hid_t file) {
     hid_t a = H5Aopen(file, names[i], H5P_DEFAULT), t = H5Aget_type(a), s = H5Aget_space(a);
     hssize_t n = H5Sget_simple_extent_npoints(s);
     printf("attribute %s:", names[i]);
-    if (H5Tget_class(t) == H5T_STRING && n > 0 && n < 65536) {
+    size_t size = H5Tget_size(t);
+    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) <= 0 && n > 0 && n < 65536 && size > 0 &&
+        size <= 4096) { /* fixed-length strings (h5py's np.bytes_, the seed files), not NUL-terminated when full */
+      hid_t mt = H5Tcopy(H5T_C_S1);
+      H5Tset_size(mt, size);
+      char *v = malloc((size_t)n * size);
+      if (v && H5Aread(a, mt, v) >= 0)
+        for (hssize_t j = 0; j < n; ++j) printf(" %.*s", (int)size, v + (size_t)j * size);
+      else
+        printf(" (unreadable)");
+      free(v);
+      H5Tclose(mt);
+    } else if (H5Tget_class(t) == H5T_STRING && n > 0 && n < 65536) {
       hid_t mt = H5Tcopy(H5T_C_S1);
       H5Tset_size(mt, H5T_VARIABLE);
       char **v = calloc((size_t)n, sizeof *v);

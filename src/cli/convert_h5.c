@@ -8,11 +8,18 @@
 #include "dptrain/comm.h"
 #include "dptrain/types.h"
 
+enum { CHUNK_BYTES = 64 << 20 };
+
 static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims,
                           const dpt_h5out_opts *opts) {
   hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
   int64_t cr = opts && opts->chunk_rows > 0 ? opts->chunk_rows : 4096;
   if ((hsize_t)cr > dims[0]) cr = (int64_t)dims[0];
+  /* HDF5 refuses chunks of 4 GiB and more (a wide row times 4096 rows gets there), and a
+   * reader reads a whole chunk for one row of it: at most CHUNK_BYTES, at least one row */
+  hsize_t row_bytes = (rank == 2 ? dims[1] : 1) * H5Tget_size(type);
+  if (row_bytes > 0 && (hsize_t)cr > CHUNK_BYTES / row_bytes) cr = (int64_t)(CHUNK_BYTES / row_bytes);
+  if (cr < 1) cr = 1;
   hsize_t ch[2] = {(hsize_t)cr, rank == 2 ? dims[1] : 1};
   H5Pset_chunk(dcpl, rank, ch);
   if (opts && opts->gzip > 0) {

@@ -10,6 +10,7 @@
 #include "dptrain/types.h"
 
 #define IDX_BLOCK_ROWS 8192
+#define IDX_BLOCK_BYTES ((size_t)8 << 20)
 
 typedef struct idx {
   FILE *f;
@@ -38,11 +39,14 @@ static dpt_status idx_open(const char *path, int want_ndim, idx *a) {
   }
   struct stat sb;
   DPT_CHECK(fstat(fileno(a->f), &sb) == 0, DPT_ERR_IO, "%s: cannot stat", path);
-  uint64_t need = 4 + 4 * (uint64_t)a->ndim + a->dims[0] * a->row;
-  DPT_CHECK(a->dims[0] > 0 && a->row > 0 && (uint64_t)sb.st_size == need, DPT_ERR_FORMAT,
-            "%s: file has %llu bytes but its IDX header (%llu items of %llu bytes) needs %llu (truncated?)", path,
+  /* row < 2^64 (two dimensions < 2^32), but items x row can pass 2^64: compared by division first */
+  uint64_t head = 4 + 4 * (uint64_t)a->ndim;
+  bool huge = a->row > 0 && a->dims[0] > (UINT64_MAX - head) / a->row;
+  uint64_t need = huge ? UINT64_MAX : head + a->dims[0] * a->row;
+  DPT_CHECK(a->dims[0] > 0 && a->row > 0 && !huge && (uint64_t)sb.st_size == need, DPT_ERR_FORMAT,
+            "%s: file has %llu bytes but its IDX header (%llu items of %llu bytes) needs %s%llu (truncated?)", path,
             (unsigned long long)sb.st_size, (unsigned long long)a->dims[0], (unsigned long long)a->row,
-            (unsigned long long)need);
+            huge ? "more than " : "", (unsigned long long)need);
   return DPT_OK;
 }
 
@@ -56,13 +60,19 @@ dpt_status dpt_convert_idx(const char *images, const char *labels, const dpt_con
   DPT_TRY_CHECK(xi.dims[0] == yi.dims[0], DPT_ERR_FORMAT, "%s has %llu labels but %s has %llu images (N must match)",
                 labels, (unsigned long long)yi.dims[0], images, (unsigned long long)xi.dims[0]);
   const char *task = args->task ? args->task : "multiclass";
-  DPT_TRY_CHECK(strcmp(task, "regression"), DPT_ERR_INPUT, "--task regression does not fit IDX class labels");
+  DPT_TRY_CHECK(strcmp(task, "regression"), DPT_ERR_INPUT,
+                "%s: task regression does not fit IDX class labels (expected binary or multiclass)", labels);
   DPT_TRY(dpt_h5out_create(&o, args->out, (int64_t)xi.dims[0], (int64_t)xi.row, H5T_STD_U8LE, 0, H5T_STD_I32LE,
                            &args->opts));
-  DPT_TRY(dpt_alloc(IDX_BLOCK_ROWS, (size_t)xi.row, "IDX image block", &xb));
-  DPT_TRY(dpt_alloc(IDX_BLOCK_ROWS, 1, "IDX label block", &yb));
-  for (uint64_t r = 0; r < xi.dims[0]; r += IDX_BLOCK_ROWS) {
-    size_t m = xi.dims[0] - r < IDX_BLOCK_ROWS ? (size_t)(xi.dims[0] - r) : IDX_BLOCK_ROWS;
+  /* a block: at most IDX_BLOCK_ROWS items, 8 MiB (or one item) and the file's items */
+  uint64_t block = IDX_BLOCK_BYTES / xi.row;
+  if (block > IDX_BLOCK_ROWS) block = IDX_BLOCK_ROWS;
+  if (block > xi.dims[0]) block = xi.dims[0];
+  if (block < 1) block = 1;
+  DPT_TRY(dpt_alloc((size_t)block, (size_t)xi.row, "IDX image block", &xb));
+  DPT_TRY(dpt_alloc((size_t)block, 1, "IDX label block", &yb));
+  for (uint64_t r = 0; r < xi.dims[0]; r += block) {
+    size_t m = xi.dims[0] - r < block ? (size_t)(xi.dims[0] - r) : (size_t)block;
     DPT_TRY_CHECK(fread(xb, (size_t)xi.row, m, xi.f) == m, DPT_ERR_IO, "%s: read failed at image %llu", images,
                   (unsigned long long)r);
     DPT_TRY_CHECK(fread(yb, 1, m, yi.f) == m, DPT_ERR_IO, "%s: read failed at label %llu", labels,

@@ -81,15 +81,21 @@ static dpt_status npy_open(const char *path, npy *a) {
   }
   DPT_CHECK(a->rank >= 1, DPT_ERR_FORMAT, "%s: .npy shape: a scalar (expected 1 or 2 dimensions)", path);
   if (a->rank == 1) a->dims[1] = 1;
+  DPT_CHECK(a->dims[0] >= 1 && a->dims[1] >= 1, DPT_ERR_FORMAT,
+            "%s: .npy shape [%lld, %lld] is empty (expected at least 1 row and 1 column)", path, (long long)a->dims[0],
+            (long long)a->dims[1]);
   DPT_CHECK(a->dims[1] < (1 << 24), DPT_ERR_FORMAT, "%s: .npy shape: %lld columns (at most 2^24)", path,
             (long long)a->dims[1]);
   struct stat sb;
   DPT_CHECK(fstat(fileno(a->f), &sb) == 0, DPT_ERR_IO, "%s: cannot stat", path);
-  uint64_t need = off + hlen + (uint64_t)a->dims[0] * (uint64_t)a->dims[1] * (uint64_t)a->size;
-  DPT_CHECK((uint64_t)sb.st_size == need, DPT_ERR_FORMAT,
-            "%s: file has %llu bytes but its header [%lld, %lld] x %d bytes needs %llu (truncated or not C order?)",
+  /* dims[0] < 2^40 times a row < 2^27 bytes can pass 2^64: compared by division first */
+  uint64_t row = (uint64_t)a->dims[1] * (uint64_t)a->size, head = off + hlen;
+  bool huge = (uint64_t)a->dims[0] > (UINT64_MAX - head) / row;
+  uint64_t need = huge ? UINT64_MAX : head + (uint64_t)a->dims[0] * row;
+  DPT_CHECK(!huge && (uint64_t)sb.st_size == need, DPT_ERR_FORMAT,
+            "%s: file has %llu bytes but its header [%lld, %lld] x %d bytes needs %s%llu (truncated or not C order?)",
             path, (unsigned long long)sb.st_size, (long long)a->dims[0], (long long)a->dims[1], a->size,
-            (unsigned long long)need);
+            huge ? "more than " : "", (unsigned long long)need);
   return DPT_OK;
 }
 
