@@ -23,45 +23,20 @@
 #include "dptrain/comm.h"
 #include "dptrain/dataset.h"
 #include "dptrain/error.h"
-
-static dpt_comm g_comm;
+#include "fuzz_h5.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void finish(void) {
-  dpt_comm_finalize(&g_comm);
-  MPI_Finalize();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
-  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-  dpt_comm_preinit();
-  MPI_Init(NULL, NULL);
-  if (dpt_comm_init_world(&g_comm) != DPT_OK) abort();
-  atexit(finish);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  fuzz_h5_init();
   /* valid files first (each read path): MPI-IO's one-time allocations (components loaded at
    * first use) are then not counted as a leak of an input */
   for (uint8_t how = 0; how < 32; ++how) LLVMFuzzerTestOneInput(&how, 1);
   return 0;
 }
 
-/* The recipe reader: one byte at a time, 0 once the input has run out. */
-typedef struct recipe {
-  const uint8_t *p;
-  size_t n;
-} recipe;
-
-static unsigned take(recipe *r) {
-  if (!r->n) return 0;
-  --r->n;
-  return *r->p++;
-}
-
-static unsigned pick(recipe *r, unsigned choices) { return take(r) % choices; }
 
 /* An element type by number: 0 = the valid one given. */
 static hid_t type_of(unsigned which, hid_t valid) {
@@ -272,17 +247,6 @@ static void write_file(recipe *r, const char *path) {
   H5Fclose(file);
 }
 
-/* The failure invariant: a one-line message naming the file. */
-static void check_failure(dpt_status st, const char *path) {
-  if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "fuzz_dataset: status %d: %s\n", (int)st, dpt_error_message());
-  if (st == DPT_OK) return;
-  const char *msg = dpt_error_message();
-  if (msg[0] == '\0' || strchr(msg, '\n') || !strstr(msg, path)) {
-    fprintf(stderr, "fuzz_dataset: bad failure message (status %d): '%s'\n", (int)st, msg);
-    abort();
-  }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   recipe r = {data, size};
   char dir[] = "/tmp/fuzz-dataset-XXXXXX", path[64];
@@ -292,7 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   write_file(&r, path);
   dpt_dataset *ds = NULL;
   dpt_status st = dpt_dataset_open(&g_comm, path, how & 1 ? "val" : "train", &ds);
-  check_failure(st, path);
+  check_failure("fuzz_dataset", st, path);
   if (st == DPT_OK) {
     int64_t n = dpt_dataset_rows(ds), d = dpt_dataset_features(ds), k = dpt_dataset_outputs(ds);
     bool labels = dpt_dataset_task(ds) != DPT_TASK_REGRESSION;
@@ -315,7 +279,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t lab[8];
     if (!X || !v) abort();
     st = dpt_dataset_read_rows(ds, rows, m, dt, X, labels ? lab : NULL, labels ? NULL : v);
-    check_failure(st, path);
+    check_failure("fuzz_dataset", st, path);
     if (st == DPT_OK && labels)
       for (int64_t i = 0; i < m; ++i)
         if (lab[i] < 0 || (dpt_dataset_task(ds) == DPT_TASK_BINARY && lab[i] > 1) ||
@@ -325,18 +289,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     if (st == DPT_OK && (how & 8)) {
       st = dpt_dataset_standardize(ds);
-      check_failure(st, path);
+      check_failure("fuzz_dataset", st, path);
     }
     free(X);
     free(v);
     dpt_dataset_close(&ds);
   }
-  dpt_error_clear();
-  ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-  if (open != 0) {
-    fprintf(stderr, "fuzz_dataset: %zd HDF5 objects left open\n", open);
-    abort();
-  }
+  check_closed("fuzz_dataset");
   unlink(path);
   if (rmdir(dir) != 0) abort();
   return 0;
