@@ -150,7 +150,8 @@ run 1 "$DPTRAIN" convert --x "$dir/wideX.npy" --y "$dir/y600.npy" --gzip 1 "$dir
 run 1 "$DPTRAIN" inspect "$dir/wideX.h5" > "$dir/i.txt" 2>&1
 check "npy wide rows: chunks of at most 64 MiB (512 rows of 128 KiB)" "grep -q 'layout: chunked \[512, 16384\]' $dir/i.txt"
 # fixed-length string attributes (the seed's files, h5py's np.bytes_) are shown, not '(unreadable)'
-run 1 "$DPTRAIN" inspect "$DPT_SOURCE_DIR/data/spiral.h5" > "$dir/i.txt" 2>&1
+"$bin/dpt-generate" spiral "$dir/sp.h5" --rows 30 > /dev/null || exit 1 # task: a fixed-length string
+run 1 "$DPTRAIN" inspect "$dir/sp.h5" > "$dir/i.txt" 2>&1
 check "inspect fixed-length task attribute" "grep -q '^attribute task: multiclass$' $dir/i.txt"
 echo "not hdf5" > "$dir/text.h5"
 expect_error "inspect not HDF5" "text.h5: not an HDF5 file" $MPIEXEC -n 2 "$DPTRAIN" inspect "$dir/text.h5"
