@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dptrain/activation.h"
 #include "dptrain/layer.h"
@@ -170,6 +171,16 @@ static dpt_status create(dpt_model *m, dpt_config *cfg) {
   DPT_CHECK(m->max_params <= 0 || m->n_params <= (size_t)m->max_params, DPT_ERR_INPUT,
             "model: the config describes %zu parameters: expected at most %lld", m->n_params,
             (long long)m->max_params);
+  { /* parameters and gradients alone must fit this machine's memory (else calloc fails or the
+     * node swaps, naming no key) */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double mem = pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+    double need = 2.0 * (double)m->n_params * (double)dpt_dtype_size(m->dtype);
+    DPT_CHECK(mem <= 0.0 || need <= mem, DPT_ERR_INPUT,
+              "model.layers: the model has %zu parameters, %.3g GiB with their gradients: more than this machine's "
+              "%.3g GiB of memory",
+              m->n_params, need / (1 << 30), mem / (1 << 30));
+  }
   DPT_CALL(dpt_calloc(m->n_params ? m->n_params : 1, dpt_dtype_size(m->dtype), "parameters", &m->params));
   DPT_CALL(dpt_calloc(m->n_params ? m->n_params : 1, dpt_dtype_size(m->dtype), "gradients", &m->grads));
   return DPT_OK;

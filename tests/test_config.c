@@ -154,6 +154,25 @@ static void test_indented_lines(void **state) {
   dpt_config_destroy(&cfg);
 }
 
+/* A model whose parameters and gradients alone exceed the machine's memory is refused naming
+ * model.layers before they are allocated (30 layers of 40000 units: 4.64e10 parameters,
+ * 691 GiB in f64 with gradients; no test machine has that). */
+static void test_model_beyond_memory(void **state) {
+  (void)state;
+  dpt_config *cfg = NULL;
+  dpt_model *m = NULL;
+  char text[512] = "[model]\nlayers = 40000";
+  for (int i = 1; i < 30; ++i) strcat(text, ",40000");
+  strcat(text, "\n");
+  assert_dpt_ok(dpt_config_create(&cfg));
+  assert_dpt_ok(dpt_config_load_string(cfg, text, "big.ini"));
+  assert_dpt_fails(dpt_model_create(cfg, DPT_F64, 2, 1, DPT_TASK_REGRESSION, &m), DPT_ERR_INPUT,
+                   "model.layers: the model has 46401320001 parameters, 691 GiB with their gradients: more than "
+                   "this machine's");
+  assert_null(m);
+  dpt_config_destroy(&cfg);
+}
+
 /* A command-line value must survive the resolved config that model files and checkpoints
  * keep: blanks around it are dropped, a value the INI reader would cut or end early is refused
  * naming the key. */
@@ -239,6 +258,7 @@ int main(void) {
       cmocka_unit_test(test_wide_layer_refused_early),
       cmocka_unit_test(test_set_values_that_save),
       cmocka_unit_test(test_defaults_per_getter),
+      cmocka_unit_test(test_model_beyond_memory),
   };
   return dpt_test_run(tests);
 }
