@@ -1,6 +1,7 @@
 /* checkpoint_state.c — what a training checkpoint holds and how it is restored: model
  * parameters, optimizer and schedule state by name (optim.h), data position and seed,
  * config, dtype, metrics history (see checkpoint.h and data/FORMAT.md). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,24 @@ static dpt_status get_state(dpt_ckpt_file *f, const char *group, const dpt_state
   DPT_CHECK(stored == (dpt_dtype)info->type, DPT_ERR_FORMAT, "%s: dtype differs: %s is %s in the checkpoint, %s here",
             dpt_ckpt_path(f), rec, dpt_dtype_name(stored), dpt_dtype_name((dpt_dtype)info->type));
   return dpt_ckpt_get_tensor(f, rec, (dpt_dtype)info->type, 1, shape, info->data);
+}
+
+/* An optimizer state read from a checkpoint is used as it is by the next step: a step count
+ * below 0 or a value that is not finite (the file's checksum only says it was written so)
+ * is refused, naming the record and the first bad element. */
+static dpt_status check_optim_state(dpt_ckpt_file *f, const dpt_state_info *info) {
+  if (info->type == DPT_STATE_I64) {
+    int64_t v = *(const int64_t *)info->data;
+    DPT_CHECK(v >= 0, DPT_ERR_FORMAT, "%s: optim/%s: %lld (expected >= 0)", dpt_ckpt_path(f), info->name,
+              (long long)v);
+    return DPT_OK;
+  }
+  for (size_t i = 0; i < info->count; ++i) {
+    double v = info->type == DPT_STATE_F32 ? (double)((const float *)info->data)[i] : ((const double *)info->data)[i];
+    DPT_CHECK(isfinite(v), DPT_ERR_FORMAT, "%s: optim/%s: element %zu is %g (expected finite values)",
+              dpt_ckpt_path(f), info->name, i, v);
+  }
+  return DPT_OK;
 }
 
 static dpt_status put_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state *s) {
@@ -128,6 +147,7 @@ static dpt_status load_all(const dpt_comm *c, dpt_ckpt_file *f, dpt_train_state 
       dpt_state_info info;
       dpt_optim_state(s->optim, i, &info);
       DPT_CALL(get_state(f, "optim", &info));
+      DPT_CALL(check_optim_state(f, &info));
     }
   }
   if (s->schedule) {

@@ -5,6 +5,8 @@
 // dpt-test: ranks=1,2
 #include "testutil.h"
 
+#include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "dptrain/checkpoint.h"
@@ -64,6 +66,31 @@ static void state_of(run *r, dpt_train_state *st) {
   st->task = DPT_TASK_REGRESSION;
 }
 
+/* Rank 0 edits a saved checkpoint with the serial HDF5 API (the other ranks wait): the
+ * attribute optim/t set to t, and element 1 of the f32 tensor optim/m to m with a matching
+ * crc32 (a file written so, not a damaged one). */
+static void edit_optim(const char *path, int64_t t, float m) {
+  if (dpt_test_world.rank == 0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "/optim", H5P_DEFAULT);
+    hid_t a = H5Aopen(g, "t", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, &t);
+    H5Aclose(a);
+    hid_t d = H5Dopen2(g, "m", H5P_DEFAULT), sp = H5Dget_space(d);
+    size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    v[1] = m;
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    uint32_t crc = dpt_crc32(0, v, n * sizeof *v);
+    a = H5Aopen(d, "crc32", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_UINT32, &crc);
+    free(v);
+    H5Aclose(a), H5Sclose(sp), H5Dclose(d), H5Gclose(g), H5Fclose(f);
+  }
+  MPI_Barrier(dpt_test_world.comm);
+}
+
 static void test_resume_continues_bitwise(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
@@ -114,6 +141,36 @@ static void test_resume_continues_bitwise(void **state) {
   assert_dpt_ok(dpt_checkpoint_load(c, path, &sb));
   assert_int_equal(sb.history_cols, 3);
   dpt_free(&sb.history);
+  /* optimizer state is used as it is by the next step: a negative step count or a value that
+   * is not finite is refused, even with a matching checksum */
+  char bad[760];
+  snprintf(bad, sizeof bad, "%s/bad.h5", dir);
+  if (c->rank == 0) {
+    FILE *in = fopen(path, "rb"), *out = fopen(bad, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, got, out), got);
+    fclose(in);
+    fclose(out);
+  }
+  edit_optim(bad, -5, 0.25f);
+  run x; /* objects of their own: b is compared with a below */
+  run_create(&x, "adam", DPT_F32);
+  state_of(&x, &sb);
+  assert_dpt_fails(dpt_checkpoint_load(c, bad, &sb), DPT_ERR_FORMAT, "bad.h5: optim/t: -5 (expected >= 0)");
+  dpt_free(&sb.history);
+  edit_optim(bad, 5, NAN);
+  state_of(&x, &sb);
+  assert_dpt_fails(dpt_checkpoint_load(c, bad, &sb), DPT_ERR_FORMAT,
+                   "bad.h5: optim/m: element 1 is nan (expected finite values)");
+  dpt_free(&sb.history);
+  edit_optim(bad, 5, 0.25f);
+  state_of(&x, &sb);
+  assert_dpt_ok(dpt_checkpoint_load(c, bad, &sb));
+  dpt_free(&sb.history);
+  run_destroy(&x);
   size_t n = dpt_model_num_params(a.m);
   assert_memory_equal(dpt_model_params(a.m), dpt_model_params(b.m), n * sizeof(float));
   assert_int_equal(dpt_optim_steps(a.o), dpt_optim_steps(b.o));
