@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dptrain/types.h"
 
@@ -143,25 +145,36 @@ static dpt_status finish_load(load_ctx *ctx, int rc) {
   return DPT_OK;
 }
 
-dpt_status dpt_config_load_file(dpt_config *cfg, const char *path) {
+dpt_status dpt_config_read_text(const char *path, char **text, long long *len) {
+  dpt_status st = DPT_OK;
+  *text = NULL;
   FILE *f = fopen(path, "rb");
   DPT_CHECK(f, DPT_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
-  char *text = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&text, &len);
-  char buf[4096];
-  size_t got = 0;
-  bool ok = m != NULL;
-  while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, got, m) == got;
-  ok = ok && !ferror(f);
-  if (m) fclose(m);
+  struct stat sb;
+  DPT_TRY_CHECK(fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode), DPT_ERR_INPUT,
+                "%s: not a regular file (expected an INI config file)", path);
+  long long n = fseek(f, 0, SEEK_END) == 0 ? (long long)ftell(f) : -1;
+  DPT_TRY_CHECK(n >= 0 && fseek(f, 0, SEEK_SET) == 0, DPT_ERR_IO, "%s: cannot read the config file: %s", path,
+                strerror(errno));
+  DPT_TRY_CHECK(n <= DPT_CONFIG_MAX_BYTES, DPT_ERR_INPUT, "%s: %lld bytes: expected a config file of at most %d bytes",
+                path, n, DPT_CONFIG_MAX_BYTES);
+  DPT_TRY(dpt_alloc((size_t)n + 1, 1, "config file text", text));
+  DPT_TRY_CHECK(fread(*text, 1, (size_t)n, f) == (size_t)n, DPT_ERR_IO, "%s: cannot read the config file", path);
+  DPT_TRY_CHECK(!memchr(*text, '\0', (size_t)n), DPT_ERR_INPUT, "%s: a NUL byte: expected a text (INI) file", path);
+  (*text)[n] = '\0';
+  *len = n;
+done:
   fclose(f);
-  if (!ok) {
-    free(text);
-    return dpt_error_set(DPT_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot read the config file", path);
-  }
+  if (st != DPT_OK) dpt_free(text);
+  return st;
+}
+
+dpt_status dpt_config_load_file(dpt_config *cfg, const char *path) {
+  char *text;
+  long long len;
+  DPT_CALL(dpt_config_read_text(path, &text, &len));
   dpt_status st = dpt_config_load_string(cfg, text, path);
-  free(text);
+  dpt_free(&text);
   DPT_CALL(st);
   return DPT_OK;
 }

@@ -28,6 +28,11 @@ void dpt_config_destroy(dpt_config **cfg);
 /* Reads an INI file; later values for the same key replace earlier ones. Errors name the
  * file and line. */
 dpt_status dpt_config_load_file(dpt_config *cfg, const char *path);
+/* Local: the whole file path (a regular file of at most DPT_CONFIG_MAX_BYTES, no NUL byte) in
+ * a new NUL-terminated buffer *text of *len bytes, owned by the caller (dpt_free). The command
+ * line reads it on rank 0 and broadcasts it (options.c). */
+enum { DPT_CONFIG_MAX_BYTES = 16 << 20 };
+dpt_status dpt_config_read_text(const char *path, char **text, long long *len);
 /* Parses INI text held in memory (name is used in messages). */
 dpt_status dpt_config_load_string(dpt_config *cfg, const char *text, const char *name);
 /* Sets "section.name" = value; origin is shown in messages and the printout. */

@@ -1,9 +1,7 @@
 /* options.c — command-line overrides, the table of short flags, the shared config file
  * (see cli.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "dptrain/types.h"
@@ -109,39 +107,16 @@ int dpt_cli_finish(const dpt_comm *c, dpt_status st) {
   return dpt_status_exit_code(agreed);
 }
 
-enum { CONFIG_MAX_BYTES = 16 << 20 };
-
-/* Rank 0: the whole file in a new NUL-terminated buffer (*text, owned by the caller). */
-static dpt_status read_text(const char *path, char **text, long long *len) {
-  dpt_status st = DPT_OK;
-  DPT_CHECK(path[0] != '\0', DPT_ERR_INPUT, "command line: expected a CONFIG file name, got an empty argument");
-  FILE *f = fopen(path, "rb");
-  DPT_CHECK(f, DPT_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
-  struct stat sb;
-  DPT_TRY_CHECK(fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode), DPT_ERR_INPUT,
-                "%s: not a regular file (expected an INI config file)", path);
-  long long n = fseek(f, 0, SEEK_END) == 0 ? (long long)ftell(f) : -1;
-  DPT_TRY_CHECK(n >= 0 && fseek(f, 0, SEEK_SET) == 0, DPT_ERR_IO, "%s: cannot read the config file: %s", path,
-                strerror(errno));
-  DPT_TRY_CHECK(n <= CONFIG_MAX_BYTES, DPT_ERR_INPUT, "%s: %lld bytes: expected a config file of at most %d bytes",
-                path, n, CONFIG_MAX_BYTES);
-  DPT_TRY(dpt_alloc((size_t)n + 1, 1, "config file text", text));
-  DPT_TRY_CHECK(fread(*text, 1, (size_t)n, f) == (size_t)n, DPT_ERR_IO, "%s: cannot read the config file", path);
-  DPT_TRY_CHECK(!memchr(*text, '\0', (size_t)n), DPT_ERR_INPUT, "%s: a NUL byte: expected a text (INI) file", path);
-  (*text)[n] = '\0';
-  *len = n;
-done:
-  fclose(f);
-  if (st != DPT_OK) dpt_free(text);
-  return st;
-}
-
 dpt_status dpt_cli_load_config(const dpt_comm *c, dpt_config *cfg, const char *path) {
   char *text = NULL;
   long long len = 0;
-  dpt_status st = c->rank == 0 ? read_text(path, &text, &len) : DPT_OK;
+  dpt_status st = DPT_OK;
+  if (c->rank == 0)
+    st = path[0] ? dpt_config_read_text(path, &text, &len)
+                 : dpt_error_set(DPT_ERR_INPUT, __FILE__, __LINE__, __func__,
+                                 "command line: expected a CONFIG file name, got an empty argument");
   st = dpt_comm_agree(c, st);
-  if (st == DPT_OK) { /* rank 0 checked len against CONFIG_MAX_BYTES before sending it */
+  if (st == DPT_OK) { /* rank 0 checked len against DPT_CONFIG_MAX_BYTES before sending it */
     DPT_CALL_MPI(MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, c->comm));
     if (c->rank != 0) st = dpt_alloc((size_t)len + 1, 1, "config file text", &text);
     st = dpt_comm_agree(c, st);

@@ -158,7 +158,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   static const uint8_t warm[] = {1};
   LLVMFuzzerTestOneInput(NULL, 0);
   LLVMFuzzerTestOneInput(warm, sizeof warm);
-  for (int i = 0; getenv("FUZZ_VERBOSE") && i < g_nrec; ++i)
+  for (int i = 0; getenv("DPT_FUZZ_VERBOSE") && i < g_nrec; ++i)
     fprintf(stderr, "fuzz_checkpoint: record %d: %s%s%s\n", i, g_rec[i].object, g_rec[i].attr[0] ? " @" : "",
             g_rec[i].attr);
   return 0;

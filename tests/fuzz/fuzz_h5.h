@@ -45,9 +45,9 @@ static unsigned take(recipe *r) {
 
 static unsigned pick(recipe *r, unsigned choices) { return take(r) % choices; }
 
-/* The failure invariant: a one-line message naming the file (FUZZ_VERBOSE=1 prints each). */
+/* The failure invariant: a one-line message naming the file (DPT_FUZZ_VERBOSE=1 prints each). */
 static void check_failure(const char *who, dpt_status st, const char *path) {
-  if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: status %d: %s\n", who, (int)st, dpt_error_message());
+  if (getenv("DPT_FUZZ_VERBOSE")) fprintf(stderr, "%s: status %d: %s\n", who, (int)st, dpt_error_message());
   if (st == DPT_OK) return;
   const char *msg = dpt_error_message();
   if (msg[0] == '\0' || strchr(msg, '\n') || !strstr(msg, path)) {
