@@ -299,12 +299,12 @@ static dpt_status check_rows(const void *X, int64_t n) {
 #define FOR_CHUNKS(n, off, len) \
   for (int64_t off = 0, len = (n) < CHUNK ? (n) : CHUNK; off == 0 || off < (n); off += CHUNK, len = (n) - off < CHUNK ? (n) - off : CHUNK)
 
-dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
-                                      double *loss, dpt_grad_ready_fn ready, void *ctx) {
+static dpt_status forward_backward(dpt_model *m, void *grads, const void *X, const dpt_targets *y, int64_t n,
+                                   double scale, double *loss, dpt_grad_ready_fn ready, void *ctx) {
   DPT_CALL(check_rows(X, n));
   FOR_CHUNKS(n, off, len) {
     DPT_CALL(prepare(m, X, y, off, len, scale));
-    dpt_graph_bind_flat(m->g, m->params, m->grads, NULL, NULL);
+    dpt_graph_bind_flat(m->g, m->params, grads, NULL, NULL);
     double t0 = now_s();
     DPT_CALL(dpt_graph_forward(m->g));
     double t1 = now_s();
@@ -314,6 +314,18 @@ dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_tar
     m->t_backward += now_s() - t1;
     if (loss) *loss += m->g->nodes[m->loss_node].loss;
   }
+  return DPT_OK;
+}
+
+dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
+                                      double *loss, dpt_grad_ready_fn ready, void *ctx) {
+  DPT_CALL(forward_backward(m, m->grads, X, y, n, scale, loss, ready, ctx));
+  return DPT_OK;
+}
+
+dpt_status dpt_model_forward_backward_into(dpt_model *m, void *grads, const void *X, const dpt_targets *y, int64_t n,
+                                           double scale, double *loss) {
+  DPT_CALL(forward_backward(m, grads, X, y, n, scale, loss, NULL, NULL));
   return DPT_OK;
 }
 

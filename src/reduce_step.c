@@ -34,10 +34,11 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
       dpt_targets yk = {y->labels ? y->labels + k : NULL,
                         y->values ? (const char *)y->values + (size_t)k * out * es : NULL};
       double l = 0;
-      st = dpt_model_zero_grads(m);
+      void *leaf = NULL; /* zeroed by the reducer; the engine writes the term into it */
+      st = dpt_reducer_leaf(r, &leaf);
       if (st == DPT_OK)
-        st = dpt_model_forward_backward(m, (const char *)X + (size_t)k * in * es, &yk, rows, scale, &l, NULL, NULL);
-      if (st == DPT_OK) st = dpt_reducer_deposit(r, j, dpt_model_grads(m), l);
+        st = dpt_model_forward_backward_into(m, leaf, (const char *)X + (size_t)k * in * es, &yk, rows, scale, &l);
+      if (st == DPT_OK) st = dpt_reducer_deposit_leaf(r, j, l);
     }
   }
   if (timers) dpt_timer_stop(timers, DPT_PHASE_BACKWARD);

@@ -54,11 +54,11 @@ static dpt_status sum_over_ranks(const dpt_comm *c, double *acc, size_t count) {
   return DPT_OK;
 }
 
-/* Exact mode: one term per micro-batch of this rank's rows, summed by the reducer r over
- * buf (the model's gradient buffer, or hvbuf when v != NULL). *loss: the exact loss sum
- * (gradient) ; a non-finite term makes *skip true on every rank. */
-static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, const void *v, double *loss,
-                             bool *skip) {
+/* Exact mode: one term per micro-batch of this rank's rows, computed into the reducer's leaf
+ * buffers and summed by r into its buffer (rg: the model's gradient buffer; rh: hvbuf, the
+ * Hessian-vector product with v). *loss: the exact loss sum (gradient); a non-finite term
+ * makes *skip true on every rank. */
+static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, const void *v, double *loss, bool *skip) {
   size_t es = dpt_dtype_size(mo->dt);
   int64_t d = dpt_model_inputs(mo->m), k = dpt_model_outputs(mo->m);
   dpt_status st = dpt_reducer_begin(r, (mo->N + mo->micro - 1) / mo->micro);
@@ -69,12 +69,13 @@ static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, con
     dpt_targets y = {mo->labels ? mo->labels + i : NULL,
                      mo->values ? (const char *)mo->values + (size_t)(i * k) * es : NULL};
     double l = 0.0;
-    memset(buf, 0, mo->n * es);
-    if (v)
-      st = dpt_model_hvp(mo->m, X, &y, nb, 1.0 / (double)mo->N, v, buf);
-    else
-      st = dpt_model_forward_backward(mo->m, X, &y, nb, 1.0 / (double)mo->N, &l, NULL, NULL);
-    if (st == DPT_OK) st = dpt_reducer_deposit(r, j, buf, l);
+    void *leaf = NULL; /* zeroed by the reducer; the term is computed into it */
+    st = dpt_reducer_leaf(r, &leaf);
+    if (st == DPT_OK && v)
+      st = dpt_model_hvp(mo->m, X, &y, nb, 1.0 / (double)mo->N, v, leaf);
+    else if (st == DPT_OK)
+      st = dpt_model_forward_backward_into(mo->m, leaf, X, &y, nb, 1.0 / (double)mo->N, &l);
+    if (st == DPT_OK) st = dpt_reducer_deposit_leaf(r, j, l);
   }
   DPT_CALL(dpt_comm_agree(mo->c, st));
   DPT_CALL(dpt_reducer_finish(r, loss, skip));
@@ -84,7 +85,7 @@ static dpt_status exact_pass(model_objective *mo, dpt_reducer *r, void *buf, con
 static dpt_status model_eval_exact(model_objective *mo, double *f, double *g) {
   double loss = 0.0;
   bool skip = false;
-  DPT_CALL(exact_pass(mo, mo->rg, dpt_model_grads(mo->m), NULL, &loss, &skip));
+  DPT_CALL(exact_pass(mo, mo->rg, NULL, &loss, &skip));
   *f = skip ? INFINITY : loss;
   if (g) to_double(mo->dt, dpt_model_grads(mo->m), g, mo->n);
   return DPT_OK;
@@ -116,7 +117,7 @@ static dpt_status model_hvp(void *ctx, const double *x, const double *v, double 
   if (mo->micro > 0) {
     double unused = 0.0;
     bool skip = false;
-    DPT_CALL(exact_pass(mo, mo->rh, mo->hvbuf, mo->vbuf, &unused, &skip));
+    DPT_CALL(exact_pass(mo, mo->rh, mo->vbuf, &unused, &skip));
     DPT_CHECK(!skip, DPT_ERR_NUMERIC, "second-order: a Hessian-vector product is not finite");
     to_double(mo->dt, mo->hvbuf, hv, mo->n);
     return DPT_OK;

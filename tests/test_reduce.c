@@ -192,9 +192,11 @@ static bool owns(int assign, int64_t j, int64_t M, const dpt_comm *c) {
 
 /* Runs one exact step on comm c over n elements; this rank deposits its terms, in ascending
  * j, or descending for the round robin (any order gives the same nodes); chunk: the
- * reducer's MPI chunk (0: default). */
-static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, int assign, size_t chunk, void *g,
-                       double *loss) {
+ * reducer's MPI chunk (0: default); api: 0 dpt_reducer_deposit (a copy) with the default
+ * merge passes, 1 the leaf buffers with a merge pass at every deposit, 2 the leaf buffers
+ * with a pass every 3 held leaves (merges at several points of a step). */
+static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, int assign, size_t chunk, int api,
+                       void *g, double *loss) {
   dpt_reduce_opts o;
   dpt_reduce_opts_default(&o);
   o.mode = DPT_REDUCE_EXACT;
@@ -203,17 +205,26 @@ static void exact_step(const dpt_comm *c, dpt_dtype dtype, size_t n, int64_t M, 
   dpt_reducer *r;
   assert_dpt_ok(dpt_reducer_create(c, &o, dtype, n, g, &r));
   if (chunk) dpt_reducer_set_chunk(r, chunk);
+  if (api) dpt_reducer_set_leaf_cap(r, api == 1 ? 1 : 3);
   for (int rep = 0; rep < 2; ++rep) { /* twice: the reducer is reused across steps */
     assert_dpt_ok(dpt_reducer_begin(r, M));
     for (int64_t jj = 0; jj < M; ++jj) {
       int64_t j = assign == 1 ? M - 1 - jj : jj;
       if (!owns(assign, j, M, c)) continue;
+      void *dst = term;
+      if (api) {
+        assert_dpt_ok(dpt_reducer_leaf(r, &dst));
+        for (size_t i = 0; i < n * es; ++i) assert_int_equal(((unsigned char *)dst)[i], 0); /* zeroed */
+      }
       for (size_t i = 0; i < n; ++i) {
         double v = term_value((int)j, i);
-        if (dtype == DPT_F32) ((float *)term)[i] = (float)v;
-        else ((double *)term)[i] = v;
+        if (dtype == DPT_F32) ((float *)dst)[i] = (float)v;
+        else ((double *)dst)[i] = v;
       }
-      assert_dpt_ok(dpt_reducer_deposit(r, j, term, term_value((int)j, 7) * 1e3));
+      if (api)
+        assert_dpt_ok(dpt_reducer_deposit_leaf(r, j, term_value((int)j, 7) * 1e3));
+      else
+        assert_dpt_ok(dpt_reducer_deposit(r, j, term, term_value((int)j, 7) * 1e3));
     }
     bool skip = true;
     assert_dpt_ok(dpt_reducer_finish(r, loss, &skip));
@@ -249,8 +260,8 @@ static void check_exact_bitwise(dpt_dtype dtype, int64_t M) {
       if (dtype == DPT_F32) ((float *)want)[i] = (float)s;
       else ((double *)want)[i] = s;
     }
-    for (int k = 0; k < 2; ++k) {
-      exact_step(c, dtype, n, M, assign, k ? 7 : 0, got, &lgot);
+    for (int k = 0; k < 4; ++k) { /* default; small MPI chunk; the leaf buffers, two merge schedules */
+      exact_step(c, dtype, n, M, assign, k == 1 ? 7 : 0, k < 2 ? 0 : k - 1, got, &lgot);
       assert_memory_equal(want, got, n * es);
       assert_memory_equal(&lwant, &lgot, sizeof lwant);
     }
@@ -276,7 +287,7 @@ static void test_exact_no_terms(void **state) {
   float *g = malloc(n * sizeof *g);
   for (size_t i = 0; i < n; ++i) g[i] = 9.0f;
   double loss = -1;
-  exact_step(&dpt_test_world, DPT_F32, n, 0, 0, 0, g, &loss);
+  exact_step(&dpt_test_world, DPT_F32, n, 0, 0, 0, 0, g, &loss);
   for (size_t i = 0; i < n; ++i) assert_true(g[i] == 0.0f);
   assert_true(loss == 0.0);
   free(g);
@@ -383,7 +394,7 @@ static void test_exact_misuse(void **state) {
   if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_deposit(r, 4, g, 0.0));
   assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 4 outside the 4 terms");
   assert_dpt_ok(dpt_reducer_begin(r, 4));
-  if (c->rank == 0) { /* 2 then 3 merge into node (1, 1): term 3 again is inside it */
+  if (c->rank == 0) { /* 2 and 3 are held (as leaves or merged into (1, 1)): term 3 again is inside */
     assert_dpt_ok(dpt_reducer_deposit(r, 2, g, 0.0));
     assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
     assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
@@ -395,6 +406,9 @@ static void test_exact_misuse(void **state) {
     if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 3, g, 0.0));
     assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 3 deposited on more than one rank");
   }
+  assert_dpt_ok(dpt_reducer_begin(r, 4)); /* a leaf deposit without its buffer */
+  if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit_leaf(r, 0, 0.0));
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "leaf buffer never handed out");
   /* still usable: terms 0..3 of 0.5 each on any ranks sum to 2 */
   for (size_t i = 0; i < n; ++i) g[i] = 0.5f;
   assert_dpt_ok(dpt_reducer_begin(r, 4));
@@ -476,32 +490,36 @@ static void test_nonfinite_exact_loss(void **state) {
   free(g);
 }
 
-/* A NaN in the last rank's second term (merged into its first: the one-pass merge path)
- * stops every rank naming it (abort) or skips the step on every rank (skip); the next clean
- * step sums exactly. */
+/* A non-finite value in the last rank's terms stops every rank naming it (abort) or skips
+ * the step on every rank (skip); the next clean step sums exactly. Three ways in: a NaN in
+ * the second term, merged with the first (the merge pass checks the merged node); +Inf and
+ * -Inf in two merged terms (their node holds a NaN); a NaN in a term left unmerged (its
+ * sibling is not deposited: finish checks it). */
 static void test_nonfinite_exact_grad(void **state) {
   (void)state;
   const dpt_comm *c = &dpt_test_world;
   const size_t n = 3000;
   float *g = calloc(n, sizeof *g);
-  for (int policy = 0; policy < 2; ++policy) {
+  for (int policy = 0; policy < 6; ++policy) {
+    int way = policy / 2;
     dpt_reduce_opts o;
     dpt_reduce_opts_default(&o);
     o.mode = DPT_REDUCE_EXACT;
-    o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
+    o.on_nonfinite = policy % 2 ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
     dpt_reducer *r;
     double loss;
     bool skip = false;
     assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
     assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
-    for (int k = 0; k < 2; ++k) {
+    for (int k = way == 2 ? 1 : 0; k < 2; ++k) {
       for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
-      if (k == 1 && c->rank == c->size - 1) g[2500] = NAN;
+      if (c->rank == c->size - 1 && (way != 1 || k == 1)) g[2500] = way == 1 ? -INFINITY : NAN;
+      if (c->rank == c->size - 1 && way == 1 && k == 0) g[2500] = INFINITY;
       assert_dpt_ok(dpt_reducer_deposit(r, 2 * c->rank + k, g, 1.0));
     }
     char want[64];
     snprintf(want, sizeof want, "rank %d: non-finite gradient", c->size - 1);
-    if (policy == 0) {
+    if (policy % 2 == 0) {
       assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, want);
     } else {
       assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));

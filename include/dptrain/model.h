@@ -98,6 +98,11 @@ dpt_status dpt_model_zero_grads(dpt_model *m);
  * below. Rows in error messages are counted from the first row of X. */
 dpt_status dpt_model_forward_backward(dpt_model *m, const void *X, const dpt_targets *y, int64_t n, double scale,
                                       double *loss, dpt_grad_ready_fn ready, void *ctx);
+/* The same without the ready callback, accumulating into grads [num_params] in dtype
+ * (borrowed for the call) instead of the model's own buffer (exact mode's leaf buffers,
+ * reduce.h). */
+dpt_status dpt_model_forward_backward_into(dpt_model *m, void *grads, const void *X, const dpt_targets *y, int64_t n,
+                                           double scale, double *loss);
 /* Forward only: loss += (as above); when correct != NULL, *correct += the count of correctly
  * classified rows (classification; 0 for regression); out (may be NULL) gets [n, n_out]
  * outputs after the output activation. y may be NULL when loss == NULL. */

@@ -21,9 +21,11 @@
  *   exact mode (parallel.reduce = exact):
  *     dpt_reducer_begin(r, M);   M = number of micro-batch terms of this step over all ranks
  *                                 (ceil(B / micro) * accumulate: an upper bound, terms may be missing)
- *     for each of this rank's micro-batches, term index j (any order): zero grads;
- *         forward_backward(rows of the micro-batch, scale = 1 / n_global, loss = &l with
- *         l = 0, ready = NULL); dpt_reducer_deposit(r, j, grads, l);
+ *     for each of this rank's micro-batches, term index j (any order):
+ *         dpt_reducer_leaf(r, &leaf);                (a zeroed buffer of the reducer's)
+ *         forward_backward_into(leaf, rows of the micro-batch, scale = 1 / n_global,
+ *         loss = &l with l = 0); dpt_reducer_deposit_leaf(r, j, l);
+ *         (or, from a buffer of the caller's: dpt_reducer_deposit(r, j, grads, l), a copy)
  *     dpt_reducer_finish(r, &loss, &skip);
  *   The sum is a fixed pairwise tree over the term index: the terms are the leaves 0..M-1
  *   (the loss is one more element of each), node (L, i) covers leaves [i 2^L, (i+1) 2^L),
@@ -32,9 +34,13 @@
  *   root's value is rounded once to the dtype (the loss stays double). The tree depends on M
  *   only, so the result depends only on the set of (j, term) pairs: bitwise identical for
  *   any number of ranks and any way of spreading the terms over them.
- *   deposit keeps the complete nodes this rank holds (all 2^L leaves deposited here) and
- *   merges the new term with the held siblings on its path upwards, in one pass over the
- *   elements (pairwise summation; the order of deposits does not matter). finish gathers the node positions and
+ *   A rank holds complete nodes (all 2^L leaves deposited here): a deposited term is held
+ *   as a leaf (in the buffer it was computed in), and a merge pass replaces held siblings
+ *   by their parent, recursively, each new node in one pass over the elements that reads
+ *   every part once (a program over blocks of 32 elements: 2 to 4 times less memory traffic
+ *   than merging at every deposit, which re-read the held nodes each time). The pass runs
+ *   when the held leaves reach a cap (as many as fit 128 MiB of node buffers, 2 to 16) and
+ *   at finish; the order of deposits does not matter. finish gathers the node positions and
  *   losses everywhere (MPI_Allgather(v), tiny; a term held by two ranks is an agreed error),
  *   sends slice q (of P contiguous slices of the n elements) of every node to rank q
  *   (MPI_Alltoallw; a rank reads its own nodes in place), which evaluates the tree on its slice from the root down, and gathers
@@ -42,9 +48,10 @@
  *   leaf of an f32 reducer is stored and sent as float (one term is exactly a float), other
  *   nodes as double. With one node per rank and f32 each rank sends (P-1)/P n (4 or 8) bytes
  *   and then (P-1)/P n 4 bytes: 1 to 1.5 times a float32 ring allreduce.
- *   Memory: one vector of n doubles per held node plus one spare: at most about 2 log2 M + 1
- *   for one contiguous range of terms (a rank's terms in training, see add_batch; while
- *   accumulating over k micro-steps about 2 log2 k + 1 per micro-batch of the rank), plus
+ *   Memory: one vector of n doubles per held node plus two spares: at most the leaf cap plus
+ *   about log2 M + 2 for one contiguous range of terms (a rank's terms in training, see
+ *   add_batch; while accumulating over k micro-steps about 2 log2 k + 1 per micro-batch of
+ *   the rank), plus
  *   the receive buffer of (nodes over all ranks) x ceil(n / P) doubles, all kept across
  *   steps (owned by the reducer).
  *
@@ -59,7 +66,9 @@
  *   float32 ulp of every element whose sum is larger than 2^-5 sum|g_j|.
  *
  * Non-finite policy (train.on_nonfinite): each rank checks its own loss and gradient
- * (fast: every bucket before its allreduce starts; exact: every deposited term); finish
+ * (fast: every bucket before its allreduce starts; exact: every node a merge pass makes,
+ * which holds a NaN or an infinity when one of its terms does, and every term left
+ * unmerged, at finish); finish
  * agrees the lowest rank that saw a non-finite value with one small allreduce. abort:
  * every rank returns DPT_ERR_NUMERIC with the same message naming that rank; skip: every
  * rank returns DPT_OK with *skip = true (the caller drops the step and counts it).
@@ -131,6 +140,12 @@ void dpt_reducer_ready(void *ctx, size_t offset, size_t count);
  * agreed, at finish). Misuse is recorded and reported by finish; fails only
  * when a node vector cannot be allocated (local: agree it). */
 dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss);
+/* Exact mode, the same without the copy: *buf is a zeroed [n] buffer in dtype, owned by the
+ * reducer, for the next term's gradient (the engine accumulates into it directly); valid
+ * until the next call on r, which must be dpt_reducer_deposit_leaf(r, j, loss) for that
+ * term (checked as misuse). leaf fails only when the buffer cannot be allocated (local). */
+dpt_status dpt_reducer_leaf(dpt_reducer *r, void **buf);
+dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss);
 /* Collective. Completes the step: the gradient buffer then holds the sum over ranks (fast)
  * or the tree sum of the deposited terms (exact), identical on every rank; *loss: in fast
  * mode the local loss sum on entry and the global sum on return; in exact mode (ignored on
@@ -161,6 +176,9 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
 /* Exact mode, for tests: the most elements of one block in one MPI call of finish (default
  * and maximum 2^28, as MPI counts are int); a small value exercises the chunked path. */
 void dpt_reducer_set_chunk(dpt_reducer *r, size_t elems);
+/* Exact mode, for tests: the held leaves that start a merge pass (default: as many as fit
+ * 128 MiB of node buffers, 2 to 16); 1 merges at every deposit. */
+void dpt_reducer_set_leaf_cap(dpt_reducer *r, size_t leaves);
 /* The options the reducer was created with. */
 const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r);
 

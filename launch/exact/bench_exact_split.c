@@ -4,7 +4,8 @@
  * The model and data are those of `dptrain bench --parallel` (784-1024-1024-10 MLP, ReLU,
  * f32, fixed random data, 256 rows per rank, one BLAS thread per rank). Per step:
  *   fast : forward+backward of the rank's 256 rows in one call | one MPI_Allreduce (float)
- *   exact: for each micro-batch, zero + forward+backward | its deposit ; then finish
+ *   exact: for each micro-batch, its zeroed leaf buffer + forward+backward into it | its
+ *          deposit (merge passes: reduce.h) ; then finish
  * The phases are timed on each rank; each figure is the median over rounds of the mean per
  * step, max over ranks. Usage: dpt-bench-exact-split [micro [steps [rounds]]]. */
 #include <stdio.h>
@@ -78,10 +79,11 @@ static dpt_status run(const dpt_comm *c, int64_t micro, int steps, int rounds) {
         dpt_targets yk = {y + lo, NULL};
         double l = 0;
         t0 = MPI_Wtime();
-        DPT_TRY(dpt_model_zero_grads(m));
-        DPT_TRY(dpt_model_forward_backward(m, X + lo * inputs, &yk, rows, scale, &l, NULL, NULL));
+        void *leaf;
+        DPT_TRY(dpt_reducer_leaf(re, &leaf));
+        DPT_TRY(dpt_model_forward_backward_into(m, leaf, X + lo * inputs, &yk, rows, scale, &l));
         t1 = MPI_Wtime();
-        DPT_TRY(dpt_reducer_deposit(re, j, dpt_model_grads(m), l));
+        DPT_TRY(dpt_reducer_deposit_leaf(re, j, l));
         acc[2] += t1 - t0;
         acc[3] += MPI_Wtime() - t1;
       }

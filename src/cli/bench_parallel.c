@@ -95,10 +95,11 @@ static dpt_status run_steps(bench *b, const dpt_comm *c, dpt_reducer *r, int mod
         if (lo + rows > b->batch) lo = 0;
         dpt_targets yk = {b->y + lo, NULL};
         double l = 0;
-        DPT_CALL(dpt_model_zero_grads(b->m));
-        DPT_CALL(dpt_model_forward_backward(b->m, b->X + (size_t)lo * in, &yk, rows, 1.0 / (double)n_global, &l,
-                                            NULL, NULL));
-        DPT_CALL(dpt_reducer_deposit(r, j, dpt_model_grads(b->m), l));
+        void *leaf;
+        DPT_CALL(dpt_reducer_leaf(r, &leaf));
+        DPT_CALL(dpt_model_forward_backward_into(b->m, leaf, b->X + (size_t)lo * in, &yk, rows,
+                                                 1.0 / (double)n_global, &l));
+        DPT_CALL(dpt_reducer_deposit_leaf(r, j, l));
       }
     }
     tw = MPI_Wtime();
