@@ -250,6 +250,11 @@ double dpt_optim_momentum(const dpt_optim *o) {
 const char *dpt_optim_type_name(const dpt_optim *o) { return TYPE_NAMES[o->type]; }
 dpt_dtype dpt_optim_dtype(const dpt_optim *o) { return o->dtype; }
 size_t dpt_optim_size(const dpt_optim *o) { return o->n; }
+size_t dpt_optim_memory(const dpt_optim *o) {
+  size_t arrays = (o->keep != NULL);
+  for (int i = 0; i < 3; ++i) arrays += o->buf[i] != NULL;
+  return arrays * o->n * dpt_dtype_size(o->dtype);
+}
 int64_t dpt_optim_steps(const dpt_optim *o) { return o->t; }
 double dpt_optim_grad_norm(const dpt_optim *o) { return o->grad_norm; }
 int dpt_optim_num_states(const dpt_optim *o) { return o->n_states; }

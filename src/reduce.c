@@ -238,6 +238,9 @@ void dpt_reducer_destroy(dpt_reducer **rp) {
 void dpt_reducer_get_stats(const dpt_reducer *r, dpt_reducer_stats *out) { *out = r->stats; }
 const dpt_reduce_opts *dpt_reducer_opts(const dpt_reducer *r) { return &r->opts; }
 size_t dpt_reducer_bucket_elems(const dpt_reducer *r) { return r->bucket_elems; }
+size_t dpt_reducer_memory_floor(const dpt_reducer *r) {
+  return r->opts.mode == DPT_REDUCE_EXACT ? 2 * r->n * sizeof(double) : 0;
+}
 
 /* ---------------------------------------------------------------- step */
 

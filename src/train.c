@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dptrain/checkpoint.h"
 #include <cblas.h>
@@ -19,6 +20,26 @@
 #include "dptrain/trace.h"
 #include "dptrain/types.h"
 #include "dptrain/watchdog.h"
+
+/* Parameters, gradients, the optimizer's per-parameter arrays and the reducer's buffers,
+ * for every rank of this node (c->local_size ranks, the same config on each), must fit the
+ * node's physical memory. Linux grants calloc'ed memory lazily, so without this check a
+ * model too large for the node is killed by the OOM killer when first touched (or the
+ * node swaps), and no message names the cause. Same value on every rank of a node. */
+static dpt_status check_node_memory(const dpt_comm *c, size_t n, dpt_dtype dtype, const char *otype,
+                                    size_t optim_bytes, size_t reducer_bytes) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return DPT_OK; /* unknown: nothing to check against */
+  const double gib = 1073741824.0, mem = (double)pages * (double)page;
+  double model = 2.0 * (double)n * (double)dpt_dtype_size(dtype);
+  double rank = model + (double)optim_bytes + (double)reducer_bytes, node = rank * c->local_size;
+  DPT_CHECK(node <= mem, DPT_ERR_INPUT,
+            "model.layers: training needs %.3g GiB on this node (%d rank(s) x %.3g GiB: parameters and gradients "
+            "%.3g, optimizer.type = %s arrays %.3g, reducer %.3g): more than its %.3g GiB of memory",
+            node / gib, c->local_size, rank / gib, model / gib, otype, (double)optim_bytes / gib,
+            (double)reducer_bytes / gib, mem / gib);
+  return DPT_OK;
+}
 
 /* The run plan: [train] and [run] keys, checked before any work. */
 typedef struct plan {
@@ -266,6 +287,7 @@ dpt_status dpt_train_run(const dpt_comm *c, dpt_config *cfg, dpt_train_result *r
     AGREE(dpt_optim_create(cfg, p.dtype, n, &o));
     AGREE(dpt_schedule_create(cfg, &sched));
     AGREE(dpt_reducer_create(c, &ro, p.dtype, n, dpt_model_grads(m), &red));
+    AGREE(check_node_memory(c, n, p.dtype, otype, dpt_optim_memory(o), dpt_reducer_memory_floor(red)));
     n_tensors = dpt_model_num_tensors(m);
     AGREE(dpt_calloc((size_t)n_tensors, sizeof *tinfo, "tensor list", &tinfo));
     AGREE(dpt_calloc((size_t)n_tensors, sizeof *tens, "tensor list", &tens));

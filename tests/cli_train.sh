@@ -57,6 +57,23 @@ expect_error "key outside a section, then good lines" "nosection.ini: key .lr. i
 { printf '[model]\nlayers = '; for i in $(seq 100); do printf '8,'; done; printf '8\n'; } > "$dir/long.ini"
 expect_error "a line longer than the INI reader's buffer" "long.ini:2: a line of 210 characters" \
   $MPIEXEC -n 2 "$DPTRAIN" train "$dir/long.ini"
+# a model whose training state cannot fit this node is refused naming model.layers before
+# any of it is touched (Linux grants the memory lazily: else the OOM killer ends the run,
+# naming nothing). Width w from this machine's memory: parameters and gradients are 0.6 of
+# it (allowed alone); Nesterov's velocity and look-ahead copy add 0.6 on 1 rank; momentum's
+# velocity on 2 ranks of the node makes 2 x 0.9. Under strict overcommit
+# (vm.overcommit_memory = 2) the allocation itself fails first, naming what it allocates.
+mem_kb=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+w=$(awk -v m="$mem_kb" 'BEGIN {printf "%d", sqrt(0.6 * m * 1024 / 8)}')
+want="model.layers: training needs"
+[ "$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)" = 2 ] && want="cannot allocate"
+big=("$DPTRAIN" train "$DPT_SOURCE_DIR/data/spiral.ini" --data.train="$dir/moons.h5" --model.layers="$w,$w")
+expect_error "Nesterov's state would not fit this node" "$want" $MPIEXEC -n 1 "${big[@]}" --optimizer.type=nesterov
+check "the message gives the optimizer's share" \
+  "[ '$want' != 'model.layers: training needs' ] || grep -q 'optimizer.type = nesterov arrays' $dir/err.txt"
+expect_error "two ranks' training state would not fit this node" "$want" $MPIEXEC -n 2 "${big[@]}" --optimizer.type=momentum
+check "the message counts the node's ranks" \
+  "[ '$want' != 'model.layers: training needs' ] || grep -q 'on this node (2 rank(s)' $dir/err.txt"
 # one rank cannot see a file the others can (a node-local path; simulated with MPMD, each
 # rank its own arguments): every rank stops with that rank's error, no hang
 expect_error "dataset missing on rank 1 only" "rank 1: $dir/only-on-0.h5: no such file" \

@@ -351,21 +351,24 @@ static void test_state_restore_bitwise(void **state) {
   }
 }
 
+/* Each type's state names, and the bytes of its per-parameter arrays (dpt_optim_memory, the
+ * optimizer's share of train's node memory check). */
 static void test_state_names(void **state) {
   (void)state;
   static const struct {
     const char *ini;
     const char *names;
+    size_t arrays; /* per-parameter arrays: dpt_optim_memory = arrays x 5 x 4 bytes */
   } CASES[] = {
-      {"[optimizer]\ntype = sgd\n", "t lr"},
-      {"[optimizer]\ntype = momentum\n", "t lr v"},
-      {"[optimizer]\ntype = nesterov\n", "t lr v"},
-      {"[optimizer]\ntype = adagrad\n", "t lr r"},
-      {"[optimizer]\ntype = rmsprop\n", "t lr r"},
-      {"[optimizer]\ntype = rmsprop\nmomentum = 0.9\ncentered = true\n", "t lr r v g_mean"},
-      {"[optimizer]\ntype = adadelta\n", "t lr r s"},
-      {"[optimizer]\ntype = adam\n", "t lr m v beta1_power beta2_power"},
-      {"[optimizer]\ntype = adamw\n", "t lr m v beta1_power beta2_power"},
+      {"[optimizer]\ntype = sgd\n", "t lr", 0},
+      {"[optimizer]\ntype = momentum\n", "t lr v", 1},
+      {"[optimizer]\ntype = nesterov\n", "t lr v", 2}, /* v and the look-ahead copy */
+      {"[optimizer]\ntype = adagrad\n", "t lr r", 1},
+      {"[optimizer]\ntype = rmsprop\n", "t lr r", 1},
+      {"[optimizer]\ntype = rmsprop\nmomentum = 0.9\ncentered = true\n", "t lr r v g_mean", 3},
+      {"[optimizer]\ntype = adadelta\n", "t lr r s", 2},
+      {"[optimizer]\ntype = adam\n", "t lr m v beta1_power beta2_power", 2},
+      {"[optimizer]\ntype = adamw\n", "t lr m v beta1_power beta2_power", 2},
   };
   for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; ++k) {
     dpt_optim *o = make(CASES[k].ini, DPT_F32, 5);
@@ -379,6 +382,7 @@ static void test_state_names(void **state) {
       else assert_int_equal(info.count, 1);
     }
     assert_string_equal(names, CASES[k].names);
+    assert_int_equal(dpt_optim_memory(o), CASES[k].arrays * 5 * sizeof(float));
     dpt_optim_destroy(&o);
   }
 }

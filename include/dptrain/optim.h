@@ -128,6 +128,8 @@ double dpt_optim_momentum(const dpt_optim *o);
 const char *dpt_optim_type_name(const dpt_optim *o);
 dpt_dtype dpt_optim_dtype(const dpt_optim *o);
 size_t dpt_optim_size(const dpt_optim *o);
+/* Bytes of the optimizer's per-parameter arrays (its state and Nesterov's look-ahead copy). */
+size_t dpt_optim_memory(const dpt_optim *o);
 /* Steps taken (t). */
 int64_t dpt_optim_steps(const dpt_optim *o);
 /* ‖∇J‖₂ of the last step's gradient before clipping (computed only when clip_norm > 0;

@@ -189,6 +189,9 @@ size_t dpt_reducer_bucket_times(const dpt_reducer *r, const double **start, cons
 void dpt_reducer_get_stats(const dpt_reducer *r, dpt_reducer_stats *out);
 /* Elements per bucket (fast mode). */
 size_t dpt_reducer_bucket_elems(const dpt_reducer *r);
+/* Bytes the reducer holds at least during a step, beyond the gradient buffer: exact mode's
+ * leaf buffer and the merge pass's spare (2 x 8 bytes per parameter); fast mode none. */
+size_t dpt_reducer_memory_floor(const dpt_reducer *r);
 
 /* Collective: buf[n] in dtype from rank 0 to every rank (identical start). */
 dpt_status dpt_reduce_broadcast(const dpt_comm *c, void *buf, dpt_dtype dtype, size_t n);
