@@ -3,7 +3,8 @@
 # byte by byte), checked through `dptrain inspect` (exact shapes, types, class balance and
 # column statistics of small known inputs), a 2-rank training run on a converted file, and
 # bad inputs: one error line naming the file, non-zero exit on every rank, no hang, and no
-# output file left behind (a good OUT is never replaced by a failed conversion).
+# output file left behind (a good OUT is never replaced by a failed conversion); a read that
+# never returns ends the job through rank 0's watchdog.
 # dpt-test: timeout=240
 . "$DPT_SOURCE_DIR/tests/common.sh"
 run() { timeout 60 $MPIEXEC -n "$@"; }
@@ -155,5 +156,25 @@ run 1 "$DPTRAIN" inspect "$dir/sp.h5" > "$dir/i.txt" 2>&1
 check "inspect fixed-length task attribute" "grep -q '^attribute task: multiclass$' $dir/i.txt"
 echo "not hdf5" > "$dir/text.h5"
 expect_error "inspect not HDF5" "text.h5: not an HDF5 file" $MPIEXEC -n 2 "$DPTRAIN" inspect "$dir/text.h5"
+# a read that never returns (a FIFO whose writer stalls after two lines, as a hung file
+# system would): rank 0's watchdog names the call and the file and the job ends, rank 1
+# included, within seconds; no output is left
+mkfifo "$dir/hang.csv"
+(printf 'a,b,y\n1,2,0\n'; sleep 40) > "$dir/hang.csv" &
+writer=$!
+start=$(date +%s)
+timeout 60 $MPIEXEC -n 2 "$DPTRAIN" convert --csv "$dir/hang.csv" --label y "$dir/hang.h5" --timeout 2 \
+  > "$dir/hang.txt" 2>&1
+rc=$? took=$(( $(date +%s) - start ))
+pkill -P $writer 2> /dev/null; kill $writer 2> /dev/null
+first=$(grep -m1 '^dptrain: fatal' "$dir/hang.txt")
+check "hung read: non-zero exit within 20 s (rc $rc, took $took s)" "[ $rc != 0 ] && [ $rc != 124 ] && [ $took -lt 20 ]"
+check "hung read: rank 0 names the call and the file: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in converting: blocked in the system call read on $dir/hang.csv'* ]]"
+check "hung read: no output left" "! ls $dir/hang.h5* 2> /dev/null"
+expect_error "convert --timeout not a number" "--timeout .soon.: expected seconds" $MPIEXEC -n 2 "$DPTRAIN" convert --csv "$dir/t.csv" \
+  --label species "$dir/o.h5" --timeout soon
+run 1 "$DPTRAIN" convert --help > "$dir/help.txt" 2>&1
+check "convert --help describes --timeout" "grep -q -- '--timeout S' $dir/help.txt"
 expect_error "inspect missing file" "nope.h5" $MPIEXEC -n 2 "$DPTRAIN" inspect "$dir/nope.h5"
 exit $fail

@@ -1,6 +1,8 @@
 /* cmd_convert.c — `dptrain convert`: CSV, NumPy .npy pairs or MNIST IDX pairs to dptrain's
  * HDF5 layout (data/FORMAT.md). Rank 0 converts (streaming, bounded memory, written to a
- * temporary name and renamed at the end); the other ranks wait for the agreed result. */
+ * temporary name and renamed at the end) under a watchdog (watchdog.h: a read or write that
+ * never returns ends the job naming the call and the file; the converters mark progress per
+ * line or block); the other ranks wait for the agreed result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "cli.h"
 #include "convert.h"
 #include "dptrain/types.h"
+#include "dptrain/watchdog.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -24,7 +27,9 @@ static void usage(FILE *f) {
           "  --task regression|binary|multiclass   (default: inferred from the targets)\n"
           "  --dtype f32|f64                        float type of CSV values (default f32)\n"
           "  --chunk ROWS                           rows per HDF5 chunk (default 4096)\n"
-          "  --gzip LEVEL                           1..9: shuffle + deflate compression (default 0: none)\n");
+          "  --gzip LEVEL                           1..9: shuffle + deflate compression (default 0: none)\n"
+          "  --timeout S                            seconds without progress (a hung read or write) before\n"
+          "                                         the watchdog ends the job (default 600, 0 = never)\n");
 }
 
 static dpt_status parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
@@ -37,8 +42,9 @@ static dpt_status parse_int(const char *opt, const char *v, long lo, long hi, lo
 }
 
 static dpt_status parse(int argc, char **argv, const char **csv, const char **label, const char **xn, const char **yn,
-                        const char **ii, const char **il, dpt_convert_args *a) {
+                        const char **ii, const char **il, dpt_convert_args *a, double *timeout) {
   a->opts.chunk_rows = 4096;
+  *timeout = DPT_WATCHDOG_DEFAULT_TIMEOUT_S;
   for (int i = 1; i < argc; ++i) {
     const char *o = argv[i];
     if (o[0] != '-') {
@@ -55,11 +61,16 @@ static dpt_status parse(int argc, char **argv, const char **csv, const char **la
                        : !strcmp(o, "--task")       ? &a->task
                        : !strcmp(o, "--dtype")      ? &a->dtype
                                                     : NULL;
-    bool num = !strcmp(o, "--chunk") || !strcmp(o, "--gzip");
-    DPT_CHECK(dst || num, DPT_ERR_INPUT, "convert: unknown option '%s' (see dptrain convert --help)", o);
+    bool num = !strcmp(o, "--chunk") || !strcmp(o, "--gzip"), secs = !strcmp(o, "--timeout");
+    DPT_CHECK(dst || num || secs, DPT_ERR_INPUT, "convert: unknown option '%s' (see dptrain convert --help)", o);
     DPT_CHECK(i + 1 < argc, DPT_ERR_INPUT, "convert: %s needs a value", o);
     const char *v = argv[++i];
-    if (dst) {
+    if (secs) {
+      char *end;
+      *timeout = strtod(v, &end);
+      DPT_CHECK(*v && !*end && *timeout >= 0.0 && *timeout <= 1e9, DPT_ERR_INPUT,
+                "convert: --timeout '%s': expected seconds in [0, 1e9]", v);
+    } else if (dst) {
       *dst = v;
     } else {
       long x = 0;
@@ -85,11 +96,19 @@ int dpt_cmd_convert(const dpt_comm *c, int argc, char **argv) {
   if (dpt_cli_wants_help(c, argc, argv, usage)) return 0;
   const char *csv = NULL, *label = NULL, *xn = NULL, *yn = NULL, *ii = NULL, *il = NULL;
   dpt_convert_args a = {0};
-  dpt_status st = parse(argc, argv, &csv, &label, &xn, &yn, &ii, &il, &a);
+  double timeout;
+  dpt_status st = parse(argc, argv, &csv, &label, &xn, &yn, &ii, &il, &a, &timeout);
   int rc = dpt_cli_finish(c, st);
   if (rc) return rc;
   if (c->rank == 0) {
-    st = csv ? dpt_convert_csv(csv, label, &a) : xn ? dpt_convert_npy(xn, yn, &a) : dpt_convert_idx(ii, il, &a);
+    /* only rank 0 works; the others wait as long as it progresses, and the launcher ends
+     * them when its watchdog ends it */
+    st = dpt_watchdog_start(timeout, c->rank);
+    if (st == DPT_OK) {
+      dpt_watchdog_enter("converting", false);
+      st = csv ? dpt_convert_csv(csv, label, &a) : xn ? dpt_convert_npy(xn, yn, &a) : dpt_convert_idx(ii, il, &a);
+      dpt_watchdog_stop();
+    }
     if (st == DPT_OK) printf("wrote %s\n", a.out);
     fflush(stdout);
   }

@@ -19,6 +19,7 @@
 
 #include "convert.h"
 #include "dptrain/types.h"
+#include "dptrain/watchdog.h"
 
 #define CSV_MAX_CLASSES 65536
 #define CSV_BLOCK_VALUES ((size_t)1 << 20)
@@ -175,6 +176,7 @@ dpt_status dpt_convert_csv(const char *csv, const char *label, const dpt_convert
   /* pass 1 */
   while (getline(&line, &cap, f) > 0) {
     ++lineno;
+    dpt_watchdog_progress();
     if (blank(line)) continue;
     int64_t nf = split(line, fields, ncol);
     DPT_TRY_CHECK(nf == ncol, DPT_ERR_FORMAT, "%s: line %lld: %lld fields (the header has %lld)", csv,
@@ -233,6 +235,7 @@ dpt_status dpt_convert_csv(const char *csv, const char *label, const dpt_convert
   lineno = 1;
   while (getline(&line, &cap, f) > 0) {
     ++lineno;
+    dpt_watchdog_progress();
     if (blank(line)) continue;
     DPT_TRY_CHECK(split(line, fields, ncol) == ncol, DPT_ERR_IO, "%s: line %lld: changed while converting", csv,
                   (long long)lineno);

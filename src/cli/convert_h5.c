@@ -7,6 +7,7 @@
 #include "convert.h"
 #include "dptrain/comm.h"
 #include "dptrain/types.h"
+#include "dptrain/watchdog.h"
 
 enum { CHUNK_BYTES = 64 << 20 };
 
@@ -95,6 +96,7 @@ static herr_t write_rows(hid_t dset, int64_t first, int64_t rows, int64_t cols, 
 }
 
 dpt_status dpt_h5out_write(dpt_h5out *o, int64_t rows, hid_t x_mem, const void *X, hid_t y_mem, const void *y) {
+  dpt_watchdog_progress(); /* a block was read */
   if (rows <= 0) return DPT_OK;
   DPT_CHECK(o->written + rows <= o->n, DPT_ERR_INTERNAL, "%s: %lld rows written, more than the %lld announced",
             o->path, (long long)(o->written + rows), (long long)o->n);
@@ -105,6 +107,7 @@ dpt_status dpt_h5out_write(dpt_h5out *o, int64_t rows, hid_t x_mem, const void *
             "%s: writing /y rows %lld..%lld failed (disk full?)", o->tmp, (long long)o->written,
             (long long)(o->written + rows));
   o->written += rows;
+  dpt_watchdog_progress();
   return DPT_OK;
 }
 
