@@ -330,61 +330,21 @@ void dpt_reducer_ready(void *ctx, size_t offset, size_t count) {
  * the tree's, whichever rank computed them and in whatever order the leaves came. */
 
 /* Grows the node list (and the merge pass's scratch, sized by it) so that position k has a
- * data buffer of n doubles. */
+ * data buffer of n doubles; k is at most n_bufs. */
 static dpt_status ensure_node(dpt_reducer *r, size_t k) {
   if (k < r->n_bufs) return DPT_OK;
   if (k >= r->cap_nodes) {
+    /* each array grows to cap; one that fails stays as it was, large enough for the old cap */
     size_t cap = r->cap_nodes ? 2 * r->cap_nodes : 16;
-    exact_node *nodes = NULL;
-    double **bufs = NULL;
-    int64_t *meta = NULL;
-    gathered_node *part = NULL;
-    merge_entry *stk = NULL;
-    prog_op *ops = NULL;
-    prog_src *src = NULL;
-    bool *keep = NULL;
-    double *lossv = NULL;
-    dpt_status st = dpt_alloc(cap, sizeof *nodes, "exact reducer node list", &nodes);
-    if (st == DPT_OK) st = dpt_calloc(cap, sizeof *bufs, "exact reducer node list", &bufs);
-    if (st == DPT_OK) st = dpt_alloc(3 * cap, sizeof *meta, "exact reducer node metadata", &meta);
-    if (st == DPT_OK) st = dpt_alloc(cap, sizeof *part, "exact reducer merge scratch", &part);
-    if (st == DPT_OK) st = dpt_alloc(cap, sizeof *stk, "exact reducer merge scratch", &stk);
-    if (st == DPT_OK) st = dpt_alloc(2 * cap + 1, sizeof *ops, "exact reducer merge scratch", &ops);
-    if (st == DPT_OK) st = dpt_alloc(cap, sizeof *src, "exact reducer merge scratch", &src);
-    if (st == DPT_OK) st = dpt_alloc(cap, sizeof *keep, "exact reducer merge scratch", &keep);
-    if (st == DPT_OK) st = dpt_alloc(cap, sizeof *lossv, "exact reducer merge scratch", &lossv);
-    if (st != DPT_OK) {
-      dpt_free(&nodes);
-      dpt_free(&bufs);
-      dpt_free(&meta);
-      dpt_free(&part);
-      dpt_free(&stk);
-      dpt_free(&ops);
-      dpt_free(&src);
-      dpt_free(&keep);
-      dpt_free(&lossv);
-      DPT_CALL(st);
-    }
-    if (r->n_nodes) memcpy(nodes, r->nodes, r->n_nodes * sizeof *nodes);
-    if (r->n_bufs) memcpy(bufs, r->bufs, r->n_bufs * sizeof *bufs);
-    dpt_free(&r->nodes);
-    dpt_free(&r->bufs);
-    dpt_free(&r->meta);
-    dpt_free(&r->part);
-    dpt_free(&r->stk);
-    dpt_free(&r->ops);
-    dpt_free(&r->src);
-    dpt_free(&r->keep);
-    dpt_free(&r->lossv);
-    r->nodes = nodes;
-    r->bufs = bufs;
-    r->meta = meta;
-    r->part = part;
-    r->stk = stk;
-    r->ops = ops;
-    r->src = src;
-    r->keep = keep;
-    r->lossv = lossv;
+    DPT_CALL(dpt_grow(&r->nodes, cap, sizeof *r->nodes, "exact reducer node list"));
+    DPT_CALL(dpt_grow(&r->bufs, cap, sizeof *r->bufs, "exact reducer node list"));
+    DPT_CALL(dpt_grow(&r->meta, 3 * cap, sizeof *r->meta, "exact reducer node metadata"));
+    DPT_CALL(dpt_grow(&r->part, cap, sizeof *r->part, "exact reducer merge scratch"));
+    DPT_CALL(dpt_grow(&r->stk, cap, sizeof *r->stk, "exact reducer merge scratch"));
+    DPT_CALL(dpt_grow(&r->ops, 2 * cap + 1, sizeof *r->ops, "exact reducer merge scratch"));
+    DPT_CALL(dpt_grow(&r->src, cap, sizeof *r->src, "exact reducer merge scratch"));
+    DPT_CALL(dpt_grow(&r->keep, cap, sizeof *r->keep, "exact reducer merge scratch"));
+    DPT_CALL(dpt_grow(&r->lossv, cap, sizeof *r->lossv, "exact reducer merge scratch"));
     r->cap_nodes = cap;
   }
   DPT_CALL(dpt_alloc(r->n, sizeof(double), "exact reducer tree node (8 bytes per parameter)", &r->bufs[k]));
@@ -471,8 +431,9 @@ static double run_prog_scalar(const prog_op *ops, size_t n_ops, const double *lo
 /* The merge pass: every maximal node made of held siblings replaces them, one at a time.
  * Its parts are read once (run_prog) and its value written into the first spare buffer
  * (dpt_reducer_leaf keeps one); the parts' buffers become spares. The new node's values
- * are checked for NaN and infinity (so every leaf in it is). Allocates nothing (the scratch grows with the node
- * list); without a spare it leaves the nodes as they are (finish takes any disjoint set). */
+ * are checked for NaN and infinity (so every leaf in it is). Allocates nothing (the
+ * scratch grows with the node list); without a spare it leaves the nodes as they are
+ * (finish takes any disjoint set). */
 static void merge_held(dpt_reducer *r) {
   while (r->n_nodes >= 2 && r->n_bufs > r->n_nodes) {
     const size_t h = r->n_nodes;

@@ -86,6 +86,17 @@ dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out) {
   return DPT_OK;
 }
 
+dpt_status dpt_grow(void *pp, size_t count, size_t size, const char *what) {
+  void **p = (void **)pp;
+  DPT_CHECK(size == 0 || count <= SIZE_MAX / size, DPT_ERR_MEMORY, "%s: %zu x %zu bytes overflows", what, count, size);
+  size_t bytes = count * size;
+  DPT_CHECK(!injected_failure(), DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes (injected: DPT_FAULT)", what, bytes);
+  void *q = realloc(*p, bytes ? bytes : 1);
+  DPT_CHECK(q != NULL, DPT_ERR_MEMORY, "%s: cannot allocate %zu bytes", what, bytes);
+  *p = q;
+  return DPT_OK;
+}
+
 dpt_status dpt_strdup(const char *s, const char *what, char **out) {
   size_t len = strlen(s) + 1;
   DPT_CALL(dpt_alloc(len, 1, what, out));

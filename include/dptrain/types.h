@@ -35,6 +35,9 @@ dpt_status dpt_cast_int(int64_t v, const char *what, int *out);
 dpt_status dpt_alloc(size_t count, size_t size, const char *what, void *out);
 /* Same, zero-filled. */
 dpt_status dpt_calloc(size_t count, size_t size, const char *what, void *out);
+/* Checked realloc of *(void **)pp to count*size bytes (pp may point to NULL); on failure
+ * *pp is left as it was (still owned by the caller) and the status names what. */
+dpt_status dpt_grow(void *pp, size_t count, size_t size, const char *what);
 /* A copy of the string s (checked allocation as above); the caller owns *out (dpt_free). */
 dpt_status dpt_strdup(const char *s, const char *what, char **out);
 /* Frees *(void **)pp and sets it to NULL; NULL-safe. */
