@@ -53,6 +53,16 @@ void dpt_comm_finalize(dpt_comm *c) {
   c->comm = MPI_COMM_NULL;
 }
 
+dpt_status dpt_comm_check_node_memory(const dpt_comm *c, double bytes, const char *key, const char *parts) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return DPT_OK;
+  const double gib = 1073741824.0, mem = (double)pages * (double)page, node = bytes * c->local_size;
+  DPT_CHECK(node <= mem, DPT_ERR_INPUT,
+            "%s: training needs %.3g GiB on this node (%d rank(s) x %.3g GiB: %s): more than its %.3g GiB of memory",
+            key, node / gib, c->local_size, bytes / gib, parts, mem / gib);
+  return DPT_OK;
+}
+
 dpt_status dpt_comm_agree_any(const dpt_comm *c, dpt_status local, bool flag, bool *any) {
   /* Lowest failing rank wins: MIN over (failed ? rank : size); the flag rides along as MIN of
    * (flag ? 0 : 1). */

@@ -36,11 +36,19 @@ struct dpt_so {
   double *lz_T, *lz_theta;     /* sfn Lanczos T [k*k], eigenvalues and coefficients [2k] */
   int nstates;
   dpt_state_info states[12];
+  size_t bytes;                /* of the buffers above (so_calloc) */
 };
 
 static const char *const method_label[] = {"cg", "newton", "newton_cg", "bfgs", "lbfgs", "sfn", "gd"};
 
 static bool sfn_dense(const dpt_so *s) { return (int64_t)s->n <= s->opt.dense_limit; }
+
+/* dpt_calloc for the solver's buffers, counting their bytes (dpt_so_memory). */
+static dpt_status so_calloc(dpt_so *s, size_t count, size_t size, const char *what, void *out) {
+  DPT_CALL(dpt_calloc(count, size, what, out));
+  s->bytes += count * size;
+  return DPT_OK;
+}
 
 dpt_status dpt_so_create(const dpt_so_options *opt, size_t n, dpt_so **out) {
   dpt_status st = DPT_OK;
@@ -58,36 +66,36 @@ dpt_status dpt_so_create(const dpt_so_options *opt, size_t n, dpt_so **out) {
   DPT_TRY(dpt_calloc(1, sizeof *s, "second-order solver", &s));
   s->opt = *opt;
   s->n = n;
-  DPT_TRY(dpt_calloc(n, sizeof(double), "x_prev", &s->x_prev));
-  DPT_TRY(dpt_calloc(n, sizeof(double), "g_prev", &s->g_prev));
-  DPT_TRY(dpt_calloc(n, sizeof(double), "search direction", &s->d));
-  DPT_TRY(dpt_calloc(n, sizeof(double), "second-order scratch", &s->tmp));
-  DPT_TRY(dpt_calloc(5 * n, sizeof(double), "second-order iterates", &s->work));
+  DPT_TRY(so_calloc(s, n, sizeof(double), "x_prev", &s->x_prev));
+  DPT_TRY(so_calloc(s, n, sizeof(double), "g_prev", &s->g_prev));
+  DPT_TRY(so_calloc(s, n, sizeof(double), "search direction", &s->d));
+  DPT_TRY(so_calloc(s, n, sizeof(double), "second-order scratch", &s->tmp));
+  DPT_TRY(so_calloc(s, 5 * n, sizeof(double), "second-order iterates", &s->work));
   if (opt->line_search == DPT_LS_WOLFE)
-    DPT_TRY(dpt_calloc(2 * n, sizeof(double), "line search scratch", &s->ls_work));
-  if (opt->method == DPT_SO_NEWTON_CG) DPT_TRY(dpt_calloc(3 * n, sizeof(double), "Newton-CG vectors", &s->cg_work));
-  if (opt->method == DPT_SO_NEWTON) DPT_TRY(dpt_calloc(n, sizeof(lapack_int), "pivots", &s->ipiv));
+    DPT_TRY(so_calloc(s, 2 * n, sizeof(double), "line search scratch", &s->ls_work));
+  if (opt->method == DPT_SO_NEWTON_CG) DPT_TRY(so_calloc(s, 3 * n, sizeof(double), "Newton-CG vectors", &s->cg_work));
+  if (opt->method == DPT_SO_NEWTON) DPT_TRY(so_calloc(s, n, sizeof(lapack_int), "pivots", &s->ipiv));
   if (opt->method == DPT_SO_BFGS) {
-    DPT_TRY(dpt_calloc(n * n, sizeof(double), "BFGS inverse Hessian", &s->Hinv));
+    DPT_TRY(so_calloc(s, n * n, sizeof(double), "BFGS inverse Hessian", &s->Hinv));
     for (size_t i = 0; i < n; ++i) s->Hinv[i * n + i] = 1.0;
   }
   if (opt->method == DPT_SO_LBFGS) {
     size_t m = (size_t)opt->history;
-    DPT_TRY(dpt_calloc(m * n, sizeof(double), "L-BFGS S", &s->S));
-    DPT_TRY(dpt_calloc(m * n, sizeof(double), "L-BFGS Y", &s->Y));
-    DPT_TRY(dpt_calloc(m, sizeof(double), "L-BFGS rho", &s->rho));
+    DPT_TRY(so_calloc(s, m * n, sizeof(double), "L-BFGS S", &s->S));
+    DPT_TRY(so_calloc(s, m * n, sizeof(double), "L-BFGS Y", &s->Y));
+    DPT_TRY(so_calloc(s, m, sizeof(double), "L-BFGS rho", &s->rho));
   }
   if (opt->method == DPT_SO_NEWTON || (opt->method == DPT_SO_SFN && sfn_dense(s))) {
-    DPT_TRY(dpt_calloc(n * n, sizeof(double), "dense Hessian", &s->H));
-    DPT_TRY(dpt_calloc(n * n, sizeof(double), "dense Hessian factor", &s->W));
-    DPT_TRY(dpt_calloc(n, sizeof(double), "Hessian eigenvalues", &s->ev));
+    DPT_TRY(so_calloc(s, n * n, sizeof(double), "dense Hessian", &s->H));
+    DPT_TRY(so_calloc(s, n * n, sizeof(double), "dense Hessian factor", &s->W));
+    DPT_TRY(so_calloc(s, n, sizeof(double), "Hessian eigenvalues", &s->ev));
   }
   if (opt->method == DPT_SO_SFN && !sfn_dense(s)) {
     DPT_CHECK(opt->lanczos_k >= 1, DPT_ERR_INPUT, "optimizer.lanczos_k = %d: expected >= 1", opt->lanczos_k);
-    DPT_TRY(dpt_calloc(((size_t)opt->lanczos_k + 1) * n, sizeof(double), "Lanczos basis", &s->V));
+    DPT_TRY(so_calloc(s, ((size_t)opt->lanczos_k + 1) * n, sizeof(double), "Lanczos basis", &s->V));
     size_t k = (size_t)opt->lanczos_k < n ? (size_t)opt->lanczos_k : n;
-    DPT_TRY(dpt_calloc(k * k, sizeof(double), "Lanczos T", &s->lz_T));
-    DPT_TRY(dpt_calloc(2 * k, sizeof(double), "Lanczos eigenvalues", &s->lz_theta));
+    DPT_TRY(so_calloc(s, k * k, sizeof(double), "Lanczos T", &s->lz_T));
+    DPT_TRY(so_calloc(s, 2 * k, sizeof(double), "Lanczos eigenvalues", &s->lz_theta));
   }
   /* state by name */
   int k = 0;
@@ -137,6 +145,7 @@ void dpt_so_destroy(dpt_so **sp) {
 }
 
 int dpt_so_num_states(const dpt_so *s) { return s->nstates; }
+size_t dpt_so_memory(const dpt_so *s) { return s->bytes; }
 void dpt_so_state(dpt_so *s, int i, dpt_state_info *info) { *info = s->states[i]; }
 const double *dpt_so_bfgs_inverse(const dpt_so *s) { return s->Hinv; }
 

@@ -187,6 +187,25 @@ done:
   return st;
 }
 
+/* Everything the driver holds on this rank — the model's parameters and gradients, the
+ * shard, the H·v and reduction buffers, x in double, the solver's buffers and the exact
+ * reducers' — times the ranks of this node must fit its memory (comm.h), checked before the
+ * solver's buffers are first touched. */
+static dpt_status check_memory(const model_objective *mo, const dpt_so *s) {
+  const double gib = 1073741824.0, es = (double)dpt_dtype_size(mo->dt), n = (double)mo->n;
+  double d = (double)dpt_model_inputs(mo->m), k = (double)dpt_model_outputs(mo->m), rows = (double)mo->rows;
+  double model = 2.0 * n * es, shard = rows * d * es + (mo->values ? rows * k * es : rows * sizeof(int32_t));
+  double bufs = 2.0 * n * es + (n + 1.0) * sizeof(double) + n * sizeof(double), solver = (double)dpt_so_memory(s);
+  double red = mo->rg ? (double)(dpt_reducer_memory_floor(mo->rg) + dpt_reducer_memory_floor(mo->rh)) : 0.0;
+  char parts[200];
+  snprintf(parts, sizeof parts,
+           "parameters and gradients %.3g, data shard %.3g, driver vectors %.3g, second-order solver %.3g, "
+           "reducers %.3g",
+           model / gib, shard / gib, bufs / gib, solver / gib, red / gib);
+  DPT_CALL(dpt_comm_check_node_memory(mo->c, model + shard + bufs + solver + red, "model.layers", parts));
+  return DPT_OK;
+}
+
 dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, dpt_model *m, dpt_dataset *train,
                                   dpt_so_log_fn log, void *log_ctx, dpt_so_train_result *res) {
   dpt_status st = DPT_OK;
@@ -199,6 +218,7 @@ dpt_status dpt_second_order_train(const dpt_comm *c, const dpt_so_options *opt, 
   /* create can only fail on the options or memory: the same on every rank but memory */
   DPT_TRY(dpt_comm_agree(c, dpt_so_create(opt, mo.n, &s)));
   DPT_TRY(dpt_comm_agree(c, dpt_alloc(mo.n, sizeof *x, "parameters in double", &x)));
+  DPT_TRY(dpt_comm_agree(c, check_memory(&mo, s)));
   to_double(mo.dt, dpt_model_params(m), x, mo.n);
   dpt_objective obj = {.n = mo.n, .ctx = &mo, .eval = model_eval, .hvp = model_hvp};
   dpt_so_result r;

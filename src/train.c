@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dptrain/checkpoint.h"
 #include <cblas.h>
@@ -22,22 +21,14 @@
 #include "dptrain/watchdog.h"
 
 /* Parameters, gradients, the optimizer's per-parameter arrays and the reducer's buffers,
- * for every rank of this node (c->local_size ranks, the same config on each), must fit the
- * node's physical memory. Linux grants calloc'ed memory lazily, so without this check a
- * model too large for the node is killed by the OOM killer when first touched (or the
- * node swaps), and no message names the cause. Same value on every rank of a node. */
+ * for every rank of this node, must fit the node's memory (dpt_comm_check_node_memory). */
 static dpt_status check_node_memory(const dpt_comm *c, size_t n, dpt_dtype dtype, const char *otype,
                                     size_t optim_bytes, size_t reducer_bytes) {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return DPT_OK; /* unknown: nothing to check against */
-  const double gib = 1073741824.0, mem = (double)pages * (double)page;
-  double model = 2.0 * (double)n * (double)dpt_dtype_size(dtype);
-  double rank = model + (double)optim_bytes + (double)reducer_bytes, node = rank * c->local_size;
-  DPT_CHECK(node <= mem, DPT_ERR_INPUT,
-            "model.layers: training needs %.3g GiB on this node (%d rank(s) x %.3g GiB: parameters and gradients "
-            "%.3g, optimizer.type = %s arrays %.3g, reducer %.3g): more than its %.3g GiB of memory",
-            node / gib, c->local_size, rank / gib, model / gib, otype, (double)optim_bytes / gib,
-            (double)reducer_bytes / gib, mem / gib);
+  const double gib = 1073741824.0, model = 2.0 * (double)n * (double)dpt_dtype_size(dtype);
+  char parts[160];
+  snprintf(parts, sizeof parts, "parameters and gradients %.3g, optimizer.type = %s arrays %.3g, reducer %.3g",
+           model / gib, otype, (double)optim_bytes / gib, (double)reducer_bytes / gib);
+  DPT_CALL(dpt_comm_check_node_memory(c, model + (double)optim_bytes + (double)reducer_bytes, "model.layers", parts));
   return DPT_OK;
 }
 

@@ -89,5 +89,15 @@ void dpt_shard_batch(int64_t n_global, int64_t micro, int parts, int r, int64_t 
  * solvers, would otherwise differ between ranks). Returns the count in use in *used.
  * Collective over c. */
 dpt_status dpt_comm_set_blas_threads(const dpt_comm *c, int requested, int *used);
+/* Local; the same result on every rank of a node when they run the same config. Fails
+ * naming `key` when `bytes` per rank, times the ranks of this node (c->local_size), exceed
+ * the node's physical memory; `parts` says what the bytes are, for the message:
+ *   KEY: training needs 42.4 GiB on this node (2 rank(s) x 21.2 GiB: PARTS): more than its
+ *   23.5 GiB of memory
+ * Linux grants malloc'ed memory lazily, so a run that cannot fit is otherwise killed by the
+ * OOM killer when it first touches it (or the node swaps), and no message names the cause:
+ * call this after allocating and before touching. Nothing is checked when the physical
+ * memory is unknown. */
+dpt_status dpt_comm_check_node_memory(const dpt_comm *c, double bytes, const char *key, const char *parts);
 
 #endif

@@ -153,6 +153,8 @@ typedef struct dpt_so_result {
 /* Checks the options against n (dense_limit) and allocates the state. */
 dpt_status dpt_so_create(const dpt_so_options *opt, size_t n, dpt_so **out);
 void dpt_so_destroy(dpt_so **s);
+/* Bytes of the solver's buffers (its history, dense matrices, scratch vectors). */
+size_t dpt_so_memory(const dpt_so *s);
 /* Minimises o from x (in place: x [n] holds the final iterate). log may be NULL. Counters
  * in res are those of this call (evaluations include line-search evaluations). */
 dpt_status dpt_so_minimize(dpt_so *s, dpt_objective *o, double *x, dpt_so_log_fn log, void *log_ctx,
