@@ -280,6 +280,64 @@ static void test_exact_bitwise_fewer_terms_than_ranks(void **state) { (void)stat
 static void test_exact_bitwise_one_term(void **state) { (void)state; check_exact_bitwise(DPT_F64, 1); }
 static void test_exact_bitwise_many_terms(void **state) { (void)state; check_exact_bitwise(DPT_F32, 37); }
 
+/* Random schedules: 40 trials, each with M in [1, 64] terms, each term absent (1 in 5) or
+ * owned by a random rank, every rank depositing its terms in its own random order through
+ * the leaf buffers, with a random merge cap (1..9, merge passes at varied points) — the
+ * result and the loss equal the tree of the present terms computed directly, bitwise. The
+ * draws come from unit() with fixed seeds, the same on every rank (ownership) or per rank
+ * (order). */
+static void test_exact_random_schedules(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 67;
+  float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+  int64_t order[64];
+  bool present[64];
+  double leaf[64];
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, got, &r));
+  for (uint64_t trial = 0; trial < 40; ++trial) {
+    int64_t M = 1 + (int64_t)(unit(trial, 1) * 64), pow2 = 1, mine = 0;
+    while (pow2 < M) pow2 *= 2;
+    dpt_reducer_set_leaf_cap(r, 1 + (size_t)(unit(trial, 2) * 9));
+    for (int64_t j = 0; j < M; ++j) {
+      present[j] = unit(trial, 100 + (uint64_t)j) >= 0.2;
+      if (present[j] && (int)(unit(trial, 200 + (uint64_t)j) * c->size) == c->rank) order[mine++] = j;
+    }
+    for (int64_t k = mine - 1; k > 0; --k) { /* Fisher-Yates, per rank */
+      int64_t q = (int64_t)(unit(trial * 16 + (uint64_t)c->rank, 300 + (uint64_t)k) * (double)(k + 1));
+      int64_t tmp = order[k];
+      order[k] = order[q];
+      order[q] = tmp;
+    }
+    double v, lwant = 0.0, lgot = -1.0;
+    for (size_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < M; ++j) leaf[j] = (double)(float)term_value((int)j, i);
+      want[i] = tree_ref(present, leaf, 0, pow2, M, &v) ? (float)v : 0.0f;
+    }
+    for (int64_t j = 0; j < M; ++j) leaf[j] = (double)j + 0.25;
+    if (tree_ref(present, leaf, 0, pow2, M, &v)) lwant = v;
+    assert_dpt_ok(dpt_reducer_begin(r, M));
+    for (int64_t k = 0; k < mine; ++k) {
+      void *buf;
+      assert_dpt_ok(dpt_reducer_leaf(r, &buf));
+      for (size_t i = 0; i < n; ++i) ((float *)buf)[i] = (float)term_value((int)order[k], i);
+      assert_dpt_ok(dpt_reducer_deposit_leaf(r, order[k], (double)order[k] + 0.25));
+    }
+    bool skip = true;
+    assert_dpt_ok(dpt_reducer_finish(r, &lgot, &skip));
+    assert_false(skip);
+    assert_memory_equal(want, got, n * sizeof *got);
+    assert_memory_equal(&lwant, &lgot, sizeof lwant);
+  }
+  dpt_reducer_destroy(&r);
+  free(got);
+  free(want);
+}
+
 /* No terms at all (M = 0): every element and the loss are 0, on every rank. */
 static void test_exact_no_terms(void **state) {
   (void)state;
@@ -633,6 +691,7 @@ int main(void) {
       cmocka_unit_test(test_exact_bitwise_fewer_terms_than_ranks),
       cmocka_unit_test(test_exact_bitwise_one_term),
       cmocka_unit_test(test_exact_bitwise_many_terms),
+      cmocka_unit_test(test_exact_random_schedules),
       cmocka_unit_test(test_exact_no_terms),
       cmocka_unit_test(test_exact_accuracy_bound),
       cmocka_unit_test(test_exact_misuse),
