@@ -37,11 +37,13 @@ typedef struct merge_entry {
   size_t a;
 } merge_entry;
 
-/* One instruction of a node's evaluation program (compile, run_prog): src >= 0 loads part
- * src into slot depth, src = -1 adds slot depth + 1 into slot depth. */
+/* One instruction of a node's evaluation program (compile, run_prog): with src >= 0, slot
+ * depth = part src, or = fl(part src + part src2) when src2 >= 0 (two sibling parts: the
+ * commonest add, done without a trip through a slot); src = -1 adds slot depth + 1 into
+ * slot depth. */
 typedef struct prog_op {
   int depth;
-  int64_t src;
+  int64_t src, src2;
 } prog_op;
 
 /* A part of a program: its values, float when isf, else double. */
@@ -370,15 +372,19 @@ static bool compile(const gathered_node *s, size_t a, size_t b, int L, int64_t i
                     size_t *n_ops) {
   if (a == b) return false;
   if (s[a].level == L) { /* disjoint: the only one in range */
-    ops[(*n_ops)++] = (prog_op){depth, (int64_t)s[a].g};
+    ops[(*n_ops)++] = (prog_op){depth, (int64_t)s[a].g, -1};
     return true;
   }
   int64_t mid = (2 * i + 1) << (L - 1);
   size_t k = a;
   while (k < b && s[k].start < mid) ++k;
+  if (k - a == 1 && b - k == 1) { /* each child is one part (its value, whatever its level) */
+    ops[(*n_ops)++] = (prog_op){depth, (int64_t)s[a].g, (int64_t)s[k].g};
+    return true;
+  }
   bool left = compile(s, a, k, L - 1, 2 * i, depth, ops, n_ops);
   bool right = compile(s, k, b, L - 1, 2 * i + 1, depth + left, ops, n_ops);
-  if (left && right) ops[(*n_ops)++] = (prog_op){depth, -1};
+  if (left && right) ops[(*n_ops)++] = (prog_op){depth, -1, -1};
   return left || right;
 }
 
@@ -399,11 +405,23 @@ static bool run_prog(const prog_op *ops, size_t n_ops, const prog_src *src, size
       if (ops[k].src < 0) {
         const double *u = t + PROG_BLOCK;
         for (size_t i = 0; i < bl; ++i) t[i] = t[i] + u[i];
-      } else if (src[ops[k].src].isf) {
-        const float *x = (const float *)src[ops[k].src].p + i0;
+        continue;
+      }
+      const prog_src *p = &src[ops[k].src];
+      if (p->isf) {
+        const float *x = (const float *)p->p + i0;
         for (size_t i = 0; i < bl; ++i) t[i] = (double)x[i];
       } else {
-        memcpy(t, (const double *)src[ops[k].src].p + i0, bl * sizeof *t);
+        memcpy(t, (const double *)p->p + i0, bl * sizeof *t);
+      }
+      if (ops[k].src2 < 0) continue;
+      const prog_src *q = &src[ops[k].src2];
+      if (q->isf) {
+        const float *y = (const float *)q->p + i0;
+        for (size_t i = 0; i < bl; ++i) t[i] = t[i] + (double)y[i];
+      } else {
+        const double *y = (const double *)q->p + i0;
+        for (size_t i = 0; i < bl; ++i) t[i] = t[i] + y[i];
       }
     }
     if (check)
@@ -423,7 +441,8 @@ static double run_prog_scalar(const prog_op *ops, size_t n_ops, const double *lo
   double t[PROG_DEPTH + 1];
   for (size_t k = 0; k < n_ops; ++k) {
     if (ops[k].src < 0) t[ops[k].depth] = t[ops[k].depth] + t[ops[k].depth + 1];
-    else t[ops[k].depth] = loss[ops[k].src];
+    else if (ops[k].src2 < 0) t[ops[k].depth] = loss[ops[k].src];
+    else t[ops[k].depth] = loss[ops[k].src] + loss[ops[k].src2];
   }
   return n_ops ? t[0] : 0.0;
 }
