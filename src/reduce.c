@@ -760,7 +760,7 @@ dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip) {
     }
   }
   if (r->opts.mode == DPT_REDUCE_EXACT && r->bad == BAD_NONE) {
-    /* the last merges; leaves left unmerged are checked here (merged ones were as read) */
+    /* the last merges; leaves left unmerged are checked here (merged nodes were when made) */
     merge_held(r);
     for (size_t k = 0; k < r->n_nodes && r->bad == BAD_NONE; ++k)
       if (r->nodes[k].level == 0 && has_nonfinite(r->bufs[k], r->dtype, r->n)) note_bad(r, BAD_GRAD);
