@@ -80,7 +80,6 @@ struct dpt_reducer {
   double **bufs;      /* [cap_nodes] node k's values in bufs[k]; bufs[n_nodes, n_bufs): spares
                          (n doubles each, allocated when first needed, kept across steps) */
   size_t n_nodes, n_bufs, cap_nodes;
-  size_t n_leaves;    /* held nodes of level 0 (not merged yet) */
   size_t leaf_cap;    /* held leaves that start a merge pass (LEAF_BUDGET) */
   bool leaf_out;      /* a leaf buffer was handed out and not deposited yet */
   gathered_node *part; /* [cap_nodes] merge pass scratch: the held nodes sorted */
@@ -258,7 +257,7 @@ dpt_status dpt_reducer_begin(dpt_reducer *r, int64_t terms) {
   DPT_CHECK(terms >= 0 && terms <= ((int64_t)1 << 30), DPT_ERR_INTERNAL,
             "exact reducer: terms per step: expected 0 .. 2^30, got %lld", (long long)terms);
   r->terms = terms;
-  r->n_nodes = r->n_leaves = 0;
+  r->n_nodes = 0;
   r->leaf_out = false;
   return DPT_OK;
 }
@@ -545,11 +544,9 @@ dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss) {
     return DPT_OK;
   }
   r->nodes[r->n_nodes++] = (exact_node){.level = 0, .index = j, .loss = loss};
-  if (++r->n_leaves >= r->leaf_cap) {
-    merge_held(r);
-    r->n_leaves = 0;
-    for (size_t k = 0; k < r->n_nodes; ++k) r->n_leaves += r->nodes[k].level == 0;
-  }
+  size_t leaves = 0; /* held unmerged */
+  for (size_t k = 0; k < r->n_nodes; ++k) leaves += r->nodes[k].level == 0;
+  if (leaves >= r->leaf_cap) merge_held(r);
   return DPT_OK;
 }
 

@@ -8,6 +8,14 @@
 # dpt-test: timeout=240
 . "$DPT_SOURCE_DIR/tests/common.sh"
 run() { timeout 60 $MPIEXEC -n "$@"; }
+# converted OUT ARGS...: `dptrain convert ARGS OUT` on 1 rank, then `dptrain inspect OUT`
+# into $dir/i.txt
+converted() {
+  local out=$1
+  shift
+  run 1 "$DPTRAIN" convert "$@" "$out" > /dev/null 2>&1
+  run 1 "$DPTRAIN" inspect "$out" > "$dir/i.txt" 2>&1
+}
 
 # ---- CSV: string classes mapped in string order, recorded in `classes`
 printf 'a,b,species\n1,2,setosa\n3,4,virginica\n5,6.5,setosa\n7,8,versicolor\n' > "$dir/t.csv"
@@ -26,14 +34,12 @@ check "csv: valid" "grep -q '^valid: yes (task multiclass, 4 rows, 2 features, 3
 
 # integer labels keep numeric order (10 after 9); two classes -> binary
 printf 'y,x\n9,1\n10,2\n9,3\n' > "$dir/b.csv"
-run 1 "$DPTRAIN" convert --csv "$dir/b.csv" --label y "$dir/b.h5" > /dev/null 2>&1
-run 1 "$DPTRAIN" inspect "$dir/b.h5" > "$dir/i.txt" 2>&1
+converted "$dir/b.h5" --csv "$dir/b.csv" --label y
 check "csv: integer classes numeric order, binary" "grep -q '^attribute classes: 9 10$' $dir/i.txt && grep -q '^attribute task: binary$' $dir/i.txt && grep -q '0: 2 (66.67%)' $dir/i.txt"
 
 # regression inferred from non-integer labels; f64 and gzip
 printf 'x1,x2,t\n0.5,1,0.25\n1.5,2,2.25\n' > "$dir/r.csv"
-run 1 "$DPTRAIN" convert --csv "$dir/r.csv" --label t --dtype f64 --gzip 4 --chunk 1 "$dir/r.h5" > /dev/null 2>&1
-run 1 "$DPTRAIN" inspect "$dir/r.h5" > "$dir/i.txt" 2>&1
+converted "$dir/r.h5" --csv "$dir/r.csv" --label t --dtype f64 --gzip 4 --chunk 1
 check "csv: regression /y [2, 1] float64" "grep -q '^/y: \[2, 1\] float64' $dir/i.txt && grep -q '^attribute task: regression$' $dir/i.txt"
 check "csv: gzip + shuffle, chunk 1 row" "grep -q 'filters: shuffle, gzip(level 4)' $dir/i.txt && grep -q 'layout: chunked \[1, 2\]' $dir/i.txt"
 check "csv: target mean 1.25" "sed -n '/^\/y/,\$p' $dir/i.txt | grep -q '0: min 0.25  max 2.25  mean 1.25'"
@@ -119,12 +125,10 @@ expect_error "csv target beyond f32" "widey.csv: line 3: column t: target beyond
 run 1 "$DPTRAIN" convert --csv "$dir/wide.csv" --label c --dtype f64 "$dir/wide.h5" > /dev/null 2>&1
 check "csv value beyond f32 converts with --dtype f64" "[ $? = 0 ] && [ -e $dir/wide.h5 ]"
 printf '"a",b,"c"\n"1",2,"x"\n"3",4,"y"\n' > "$dir/quoted.csv"
-run 1 "$DPTRAIN" convert --csv "$dir/quoted.csv" --label c "$dir/quoted.h5" > /dev/null 2>&1
-run 1 "$DPTRAIN" inspect "$dir/quoted.h5" > "$dir/i.txt" 2>&1
+converted "$dir/quoted.h5" --csv "$dir/quoted.csv" --label c
 check "csv quoted first and last fields" "grep -q '^attribute classes: x y$' $dir/i.txt && grep -q '0: min 1  max 3  mean 2' $dir/i.txt"
 printf 'a,y\n1,1\n2,01\n3,+1\n4,2\n' > "$dir/same.csv"
-run 1 "$DPTRAIN" convert --csv "$dir/same.csv" --label y "$dir/same.h5" > /dev/null 2>&1
-run 1 "$DPTRAIN" inspect "$dir/same.h5" > "$dir/i.txt" 2>&1
+converted "$dir/same.h5" --csv "$dir/same.csv" --label y
 check "csv integer labels 1, 01, +1 are one class" "grep -q '^attribute classes: 1 2$' $dir/i.txt && grep -q '0: 3 (75.00%)' $dir/i.txt && grep -q '^attribute task: binary$' $dir/i.txt"
 perl -e 'print "x,t\n"; print "$_,", $_ + 0.5, "\n" for 1 .. 70000' > "$dir/many.csv"
 run 1 "$DPTRAIN" convert --csv "$dir/many.csv" --label t "$dir/many.h5" > /dev/null 2>&1
@@ -147,8 +151,7 @@ check "no output left by failed conversions" "[ ! -e $dir/o.h5 ] && ! ls $dir/*.
 npy "$dir/wideX.npy" '<f8' '(600, 16384)' 'd<'
 truncate -s $((128 + 600 * 16384 * 8)) "$dir/wideX.npy"
 npy "$dir/y600.npy" '<i8' '(600,)' 'q<' $(for i in $(seq 600); do echo $((i % 2)); done)
-run 1 "$DPTRAIN" convert --x "$dir/wideX.npy" --y "$dir/y600.npy" --gzip 1 "$dir/wideX.h5" > /dev/null 2>&1
-run 1 "$DPTRAIN" inspect "$dir/wideX.h5" > "$dir/i.txt" 2>&1
+converted "$dir/wideX.h5" --x "$dir/wideX.npy" --y "$dir/y600.npy" --gzip 1
 check "npy wide rows: chunks of at most 64 MiB (512 rows of 128 KiB)" "grep -q 'layout: chunked \[512, 16384\]' $dir/i.txt"
 # fixed-length string attributes (the seed's files, h5py's np.bytes_) are shown, not '(unreadable)'
 "$bin/dpt-generate" spiral "$dir/sp.h5" --rows 30 > /dev/null || exit 1 # task: a fixed-length string
