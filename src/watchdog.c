@@ -86,8 +86,10 @@ void dpt_watchdog_step(int64_t step) {
   reset_stack("training step", false);
 }
 
-double dpt_watchdog_grace(double timeout_s, int rank) {
-  return 2.0 + timeout_s / 20.0 + (rank > 0 ? 2.0 : 0.0);
+double dpt_watchdog_grace(double timeout_s, int rank, bool sees_peer) {
+  double base = 2.0 + timeout_s / 20.0;
+  if (sees_peer) return base + (rank > 0 ? TIE_S : 0.0);
+  return base + (rank > 0 ? 4.0 : 2.0);
 }
 
 /* The system calls that move file data or metadata: a training thread blocked in one of
@@ -185,12 +187,13 @@ static double now_s(void) {
 }
 
 /* One line, then the process ends: the training thread is stuck and cannot be asked to
- * clean up, and MPI may not be called from this thread (watchdog.h). */
-static _Noreturn void fire(double idle, const char *io) {
+ * clean up, and MPI may not be called from this thread (watchdog.h). `peers` is what
+ * describe_peers found ("" for none). */
+static _Noreturn void fire(double idle, const char *io, const char *peers) {
   const char *what = atomic_load_explicit(&g_what, memory_order_relaxed);
   bool waits = atomic_load_explicit(&g_waits, memory_order_relaxed);
   long long step = (long long)atomic_load_explicit(&g_step, memory_order_relaxed);
-  char where[160], peers[400], line[1024];
+  char where[160], line[1024];
   if (step > 0) snprintf(where, sizeof where, "%s (step %lld)", what, step);
   else snprintf(where, sizeof where, "%s", what);
   if (io[0])
@@ -198,7 +201,6 @@ static _Noreturn void fire(double idle, const char *io) {
              "dptrain: fatal on rank %d: no progress for %.0f s in %s: blocked in the system call %s (a hung file "
              "system?) (parallel.timeout = %g s); stopping all\n", g_rank, idle, where, io, g_timeout);
   else if (waits) {
-    describe_peers(peers, sizeof peers);
     snprintf(line, sizeof line,
              "dptrain: fatal on rank %d: no progress for %.0f s in %s, which waits for every rank: %s "
              "(parallel.timeout = %g s); stopping all\n", g_rank, idle, where,
@@ -217,7 +219,7 @@ static void *watch(void *unused) {
   (void)unused;
   uint_least64_t seen = atomic_load_explicit(&g_marks, memory_order_acquire);
   double idle = 0.0, last = now_s();
-  char io[256] = "", io_now[256];
+  char io[256] = "", io_now[256], peers[400] = "";
   bool io_all = false; /* in the same I/O call at every look since the last mark */
   pthread_mutex_lock(&g_mutex);
   while (!g_stop) {
@@ -244,8 +246,11 @@ static void *watch(void *unused) {
     /* blocked in I/O all along: this rank is the stalled one, whatever its phase, and goes
      * first; then a rank in a local phase; then the waiting ones (watchdog.h) */
     bool waits = atomic_load_explicit(&g_waits, memory_order_relaxed) && !io_all;
-    double limit = g_timeout + (io_all ? 0.0 : TIE_S) + (waits ? dpt_watchdog_grace(g_timeout, g_rank) : 0.0);
-    if (idle > limit) fire(idle, io_all ? io : "");
+    peers[0] = '\0';
+    if (waits && idle > g_timeout) describe_peers(peers, sizeof peers); /* /proc, only once stalled */
+    double limit =
+        g_timeout + (io_all ? 0.0 : TIE_S) + (waits ? dpt_watchdog_grace(g_timeout, g_rank, peers[0] != '\0') : 0.0);
+    if (idle > limit) fire(idle, io_all ? io : "", peers);
   }
   pthread_mutex_unlock(&g_mutex);
   return NULL;
@@ -280,7 +285,12 @@ dpt_status dpt_watchdog_find_peers(const dpt_comm *c) {
   dpt_free(&g_peers);
   g_n_peers = 0;
   MPI_Comm node;
-  DPT_CALL_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  /* Test hook: DPT_TEST_NODE_SIZE=k makes the ranks look like nodes of k consecutive ranks,
+   * so that one machine can show what a rank on another node sees (tests/cli_watchdog.sh). */
+  const char *fake = getenv("DPT_TEST_NODE_SIZE");
+  int k = fake ? atoi(fake) : 0;
+  if (k > 0) DPT_CALL_MPI(MPI_Comm_split(c->comm, c->rank / k, c->rank, &node));
+  else DPT_CALL_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
   int n = 0;
   MPI_Comm_size(node, &n);
   peer mine = {.rank = c->rank, .pid = (int64_t)getpid(), .start = -1}, *all = NULL;

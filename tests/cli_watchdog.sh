@@ -3,7 +3,8 @@
 # (include/dptrain/watchdog.h). With --timeout 2 (parallel.timeout): a rank that stops making
 # progress at step 5 (DPT_FAULT=stall@5) ends the job within seconds with one line naming
 # itself; a rank stopped by SIGSTOP (DPT_FAULT=freeze@5, its watchdog stopped too) is named
-# by rank 0, which waits for it; a rank killed while the launcher does not end the job
+# by rank 0, which waits for it, and on "another node" than rank 0's by its node's other rank;
+# a rank killed while the launcher does not end the job
 # (--enable-recovery) leaves no rank waiting, and rank 0 names it; a write or a read of an
 # HDF5 file that never returns (the preloaded tests/io_fault.c, DPT_IO_FAULT=hang-write@K) is
 # named by the rank it hangs on, and no checkpoint is published; a hung read in `dptrain eval`
@@ -42,6 +43,13 @@ check "stall: the first line names rank 1, the phase and the step: $first" \
 stalled freeze 3 DPT_FAULT=freeze@5 DPT_FAULT_RANK=2
 check "freeze: rank 0 reports the wait at step 5 and names rank 2 as stopped: $first" \
   "[[ \"\$first\" == 'dptrain: fatal on rank 0: no progress for '*' s in agreeing on errors (step 5), which waits for every rank: on this node, rank 2 (pid '*') is stopped (SIGSTOP or a debugger) (parallel.timeout = 2 s); stopping all' ]]"
+
+# The same on "two nodes" of two ranks each (DPT_TEST_NODE_SIZE=2, watchdog.c's test hook):
+# rank 3, stopped, is on another node than rank 0, which cannot see it; rank 2, its node's
+# other rank, names it before rank 0 would say only that a rank is stalled.
+stalled freeze-node 4 DPT_FAULT=freeze@5 DPT_FAULT_RANK=3 DPT_TEST_NODE_SIZE=2
+check "freeze on another node: rank 2 names rank 3 as stopped: $first" \
+  "[[ \"\$first\" == 'dptrain: fatal on rank 2: no progress for '*' s in '*'(step 5), which waits for every rank: on this node, rank 3 (pid '*') is stopped (SIGSTOP or a debugger) (parallel.timeout = 2 s); stopping all' ]]"
 
 # A rank killed while the launcher is told not to end the job (--enable-recovery): the
 # others end themselves, each with its line; rank 0 names the dead rank.

@@ -96,9 +96,13 @@ static void test_bad_limits(void **state) {
   assert_int_equal(dpt_watchdog_start(30.0, 0), DPT_ERR_INTERNAL); /* one per process */
   dpt_watchdog_stop();
   dpt_watchdog_stop(); /* a second stop does nothing */
-  /* the grace: 2 s + T/20 on rank 0, 2 s more elsewhere */
-  assert_true(fabs(dpt_watchdog_grace(600.0, 0) - 32.0) < 1e-12);
-  assert_true(fabs(dpt_watchdog_grace(600.0, 3) - 34.0) < 1e-12);
+  /* the grace (watchdog.h): 2 s + T/20 for a rank that sees a stopped rank of its node (0.5 s
+   * more off rank 0); else 2 s more on rank 0, 4 s more elsewhere. Sums of halves and a
+   * whole T/20: exact in binary, the tolerance only guards the comparison. */
+  assert_true(fabs(dpt_watchdog_grace(600.0, 0, true) - 32.0) < 1e-12);
+  assert_true(fabs(dpt_watchdog_grace(600.0, 3, true) - 32.5) < 1e-12);
+  assert_true(fabs(dpt_watchdog_grace(600.0, 0, false) - 34.0) < 1e-12);
+  assert_true(fabs(dpt_watchdog_grace(600.0, 3, false) - 36.0) < 1e-12);
 }
 
 /* Stalls in a local phase of step 7. */
@@ -131,7 +135,7 @@ static void wait_body(void) {
 
 static void test_waiting_rank_allows_grace(void **state) {
   (void)state;
-  double limit = 1.5 + dpt_watchdog_grace(1.0, 0); /* 1 s + 0.5 s + 2.05 s */
+  double limit = 1.5 + dpt_watchdog_grace(1.0, 0, false); /* 1 s + 0.5 s + 2.05 s + 2 s */
   const char *const text[] = {"dptrain: fatal on rank 0: no progress for ",
                               " s in agreeing on errors, which waits for every rank: a rank is stalled, stopped or "
                               "lost (parallel.timeout = 1 s); stopping all\n",

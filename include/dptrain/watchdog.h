@@ -29,9 +29,12 @@
  *       the system call pwrite64 on /scratch/ck/ckpt-00000005.h5.tmp (a hung file system?) ...
  *
  * Which rank speaks first: a rank whose current phase is a wait for the others (entered with
- * waits = true) allows a grace of 2 s + timeout / 20 more (2 s more again on ranks other than
- * 0), so that a stalled rank whose thread still runs names itself, and otherwise rank 0
- * speaks; the launcher usually ends the rest before they do. A rank whose training thread
+ * waits = true) allows a grace of 2 s + timeout / 20 more, so that a stalled rank whose thread
+ * still runs names itself. Among the waiting ones, a rank that finds a rank of its node
+ * stopped, in uninterruptible sleep or gone speaks next (rank 0 first, the others 0.5 s
+ * later), so that a rank stopped on another node than rank 0's is named by a rank of its
+ * own node; then rank 0 (2 s more), then the others (4 s more); the launcher usually ends
+ * the rest before they do. A rank whose training thread
  * was in the same file I/O system call (read, write, pread64, pwrite64, fsync, close, ...,
  * /proc/self/task/TID/syscall) at every look since its last mark is the stalled one whatever
  * its phase: it allows no grace and names the call and the file; every other rank allows
@@ -65,7 +68,8 @@ dpt_status dpt_watchdog_start(double timeout_s, int rank);
  * the process ids of the ranks on this node (one allgather over the node's ranks), so that a
  * rank whose wait times out can say which of them is stopped, in uninterruptible sleep or
  * gone (/proc/PID/stat; nothing when the ranks do not share a /proc, as in one container per
- * rank). Errors are agreed. */
+ * rank). Errors are agreed. Test hook: DPT_TEST_NODE_SIZE=k takes nodes to be k consecutive
+ * ranks each. */
 dpt_status dpt_watchdog_find_peers(const dpt_comm *c);
 /* Local. Stops and joins the thread (no-op when none runs) and forgets the peers. */
 void dpt_watchdog_stop(void);
@@ -80,7 +84,8 @@ void dpt_watchdog_progress(void);
  * not a wait. */
 void dpt_watchdog_step(int64_t step);
 
-/* The extra seconds a waiting rank allows before it speaks (see above). */
-double dpt_watchdog_grace(double timeout_s, int rank);
+/* The extra seconds a waiting rank allows before it speaks (see above); sees_peer: it finds
+ * a rank of its node stopped, in uninterruptible sleep or gone. */
+double dpt_watchdog_grace(double timeout_s, int rank, bool sees_peer);
 
 #endif
