@@ -378,6 +378,15 @@ int dpt_bench_parallel(const dpt_comm *c, int argc, char **argv) {
     printf("weak_scaling_efficiency %.3f\n", ts / tf);
     printf("compute_ceiling %.3f  (single / P alone at once: weak scaling with free communication)\n", ts / tc);
     printf("efficiency_vs_ceiling %.3f  (P alone at once / fast)\n", tc / tf);
+    /* With no idle core (P ranks on P cores) the reduction's CPU time cannot hide behind
+     * compute: the best step is the concurrent compute step plus one reduction. */
+    printf("weak_scaling_bound %.3f  (single / (P alone at once + MPI_Allreduce): the best any reducer "
+           "using MPI_Allreduce reaches when no core is idle)\n",
+           ts / (tc + ta));
+    if (tsh0 > 0)
+      printf("weak_scaling_bound_sum_only %.3f  (single / (P alone at once + window sum only): the same for a "
+             "reduction that only sums in shared memory)\n",
+             ts / (tc + tsh0));
     printf("allreduce_hidden_share %.3f\n", fmax(0.0, 1.0 - wf / ta));
     printf("overlap_gain %.3f  (no-overlap step / overlapped step)\n", tn / tf);
     printf("exact_over_fast %.3f\n", te / tf);
