@@ -2,6 +2,7 @@
  * broadcast and sync check (see reduce.h). */
 #include "dptrain/reduce.h"
 
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +12,9 @@
 #define MPI_CHUNK ((size_t)1 << 28) /* elements per MPI call: counts are int */
 #define LEAF_BUDGET ((size_t)128 << 20) /* bytes of node buffers for leaves held unmerged (2 to 16) */
 
-/* Kinds of local trouble, agreed at finish: code = rank * 4 + kind, lowest wins. */
-enum { BAD_NONE = 0, BAD_LOSS = 1, BAD_GRAD = 2, BAD_MISUSE = 3 };
+/* Kinds of trouble, agreed at finish (bad_code): misuse first (on any rank), then a rank's
+ * own non-finite loss or gradient (the lowest rank), then a non-finite sum of finite terms. */
+enum { BAD_NONE = 0, BAD_LOSS = 1, BAD_GRAD = 2, BAD_MISUSE = 3, BAD_SUM = 4 };
 
 /* A node (level L, index i) of the exact-mode tree: it covers leaves [i 2^L, (i+1) 2^L). */
 typedef struct exact_node {
@@ -74,6 +76,12 @@ struct dpt_reducer {
   double *t_start, *t_done; /* [n_buckets] MPI_Wtime when each bucket's allreduce started / was seen complete */
   size_t next;      /* buckets [0, next) are started (ascending order only) */
   size_t done;      /* buckets [0, done) are known complete */
+  /* Finite terms can sum to an infinity only where some rank holds an element above
+   * max / P (max: the dtype's largest finite value): a rank with an element above max / 2P
+   * (a factor 2 of margin for the sum's roundings) checks the sum at finish, so every
+   * overflow is seen by at least one rank, at no cost in a step without such elements. */
+  uint64_t big_bits; /* the bits of max / 2P */
+  bool big;          /* this step, some element above it here */
   /* exact mode */
   int64_t terms;      /* M: the tree's leaves this step are 0..M-1 */
   exact_node *nodes;  /* [cap_nodes] the complete tree nodes this rank holds: [0, n_nodes) */
@@ -130,13 +138,24 @@ static void note_bad(dpt_reducer *r, int kind) {
   if (r->bad == BAD_NONE) r->bad = kind;
 }
 
+/* Misuse outranks a non-finite value seen before it: the first misuse is kept. */
 static void note_misuse(dpt_reducer *r, const char *what) {
-  if (r->bad == BAD_NONE) snprintf(r->misuse, sizeof r->misuse, "%s", what);
-  note_bad(r, BAD_MISUSE);
+  if (r->bad == BAD_MISUSE) return;
+  snprintf(r->misuse, sizeof r->misuse, "%s", what);
+  r->bad = BAD_MISUSE;
 }
 
-/* True when some element of x[count] is NaN or infinite (exponent bits all ones). */
-static bool has_nonfinite(const void *x, dpt_dtype dtype, size_t count) {
+/* The agreement code of trouble `bad` on `rank` of P: the lowest code over the ranks is
+ * reported (see the enum); INT64_MAX for none. */
+static int64_t bad_code(int bad, int rank, int P) {
+  if (bad == BAD_NONE) return INT64_MAX;
+  int64_t cls = bad == BAD_MISUSE ? 0 : bad == BAD_SUM ? 2 : 1;
+  return (cls * P + rank) * 8 + bad;
+}
+
+/* The largest |x[i]| of x[count] as its bit pattern without the sign (IEEE order: a larger
+ * pattern is a larger magnitude; infinities and NaNs above every finite value). */
+static uint64_t max_abs_bits(const void *x, dpt_dtype dtype, size_t count) {
   if (dtype == DPT_F32) {
     const uint32_t *b = x;
     uint32_t m = 0;
@@ -144,7 +163,7 @@ static bool has_nonfinite(const void *x, dpt_dtype dtype, size_t count) {
       uint32_t a = b[i] & 0x7fffffffu;
       m = a > m ? a : m;
     }
-    return m >= 0x7f800000u;
+    return m;
   }
   const uint64_t *b = x;
   uint64_t m = 0;
@@ -152,7 +171,14 @@ static bool has_nonfinite(const void *x, dpt_dtype dtype, size_t count) {
     uint64_t a = b[i] & 0x7fffffffffffffffull;
     m = a > m ? a : m;
   }
-  return m >= 0x7ff0000000000000ull;
+  return m;
+}
+
+static uint64_t inf_bits(dpt_dtype dtype) { return dtype == DPT_F32 ? 0x7f800000u : 0x7ff0000000000000ull; }
+
+/* True when some element of x[count] is NaN or infinite (exponent bits all ones). */
+static bool has_nonfinite(const void *x, dpt_dtype dtype, size_t count) {
+  return max_abs_bits(x, dtype, count) >= inf_bits(dtype);
 }
 
 static MPI_Datatype mpi_type(dpt_dtype t) { return t == DPT_F64 ? MPI_DOUBLE : MPI_FLOAT; }
@@ -174,6 +200,15 @@ dpt_status dpt_reducer_create(const dpt_comm *c, const dpt_reduce_opts *opts, dp
   double be = floor(opts->bucket_mb * 1048576.0 / (double)es);
   r->bucket_elems = be < 1.0 ? 1 : be > (double)MPI_CHUNK ? MPI_CHUNK : (size_t)be;
   if (opts->mode == DPT_REDUCE_FAST) {
+    double big = (dtype == DPT_F32 ? FLT_MAX : DBL_MAX) / (2.0 * (double)c->size);
+    if (dtype == DPT_F32) {
+      float f = (float)big;
+      uint32_t u;
+      memcpy(&u, &f, sizeof u);
+      r->big_bits = u;
+    } else {
+      memcpy(&r->big_bits, &big, sizeof big);
+    }
     r->n_buckets = (n + r->bucket_elems - 1) / r->bucket_elems;
     r->stats.buckets = (int64_t)r->n_buckets;
     DPT_TRY(dpt_calloc(r->n_buckets, sizeof *r->filled, "reducer bucket counters", &r->filled));
@@ -252,6 +287,7 @@ dpt_status dpt_reducer_begin(dpt_reducer *r, int64_t terms) {
   r->next = r->done = 0;
   if (r->opts.mode == DPT_REDUCE_FAST) {
     memset(r->filled, 0, r->n_buckets * sizeof *r->filled);
+    r->big = false;
     return DPT_OK;
   }
   DPT_CHECK(terms >= 0 && terms <= ((int64_t)1 << 30), DPT_ERR_INTERNAL,
@@ -274,7 +310,9 @@ static size_t bucket_size(const dpt_reducer *r, size_t b) {
 static void start_bucket(dpt_reducer *r, size_t b) {
   size_t es = dpt_dtype_size(r->dtype), cnt = bucket_size(r, b);
   char *p = (char *)r->grads + b * r->bucket_elems * es;
-  if (has_nonfinite(p, r->dtype, cnt)) note_bad(r, BAD_GRAD);
+  uint64_t m = max_abs_bits(p, r->dtype, cnt);
+  if (m >= inf_bits(r->dtype)) note_bad(r, BAD_GRAD);
+  else if (m > r->big_bits) r->big = true;
   if (r->t_start) r->t_start[b] = MPI_Wtime();
   int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)cnt, mpi_type(r->dtype), MPI_SUM, r->comm.comm, &r->req[b]);
   /* a failed start leaves the ranks' collective sequences different: no agreement is possible */
@@ -391,8 +429,9 @@ static bool compile(const gathered_node *s, size_t a, size_t b, int L, int64_t i
  * block by block (PROG_BLOCK elements, the slots in tmp), so that each part is read once
  * and the value written once: as double into res or, when out is not NULL, rounded once to
  * dtype into out (neither one of the parts). No parts: zeros. Returns true when `check`
- * and a value is a NaN or an infinity: then so was a part, or the sum overflowed (the
- * double sum of float parts cannot), as NaN and infinity survive every add. */
+ * and a value as stored is a NaN or an infinity: then so was a part, or the sum overflowed
+ * (the double sum of float parts cannot, but its rounding to float can), as NaN and
+ * infinity survive every add. */
 static bool run_prog(const prog_op *ops, size_t n_ops, const prog_src *src, size_t len, double *tmp, double *res,
                      void *out, dpt_dtype dtype, bool check) {
   double z = 0.0; /* sum of value * 0: NaN exactly when some value is not finite */
@@ -423,14 +462,16 @@ static bool run_prog(const prog_op *ops, size_t n_ops, const prog_src *src, size
         for (size_t i = 0; i < bl; ++i) t[i] = t[i] + y[i];
       }
     }
-    if (check)
-      for (size_t i = 0; i < bl; ++i) z += tmp[i] * 0.0;
     if (!out)
       memcpy(res + i0, tmp, bl * sizeof *tmp);
     else if (dtype == DPT_F32)
       for (size_t i = 0; i < bl; ++i) ((float *)out)[i0 + i] = (float)tmp[i];
     else
       memcpy((double *)out + i0, tmp, bl * sizeof *tmp);
+    if (check && out && dtype == DPT_F32) /* a finite double may round to a float infinity */
+      for (size_t i = 0; i < bl; ++i) z += (double)((float *)out)[i0 + i] * 0.0;
+    else if (check)
+      for (size_t i = 0; i < bl; ++i) z += tmp[i] * 0.0;
   }
   return z != z;
 }
@@ -509,6 +550,7 @@ static void merge_held(dpt_reducer *r) {
 dpt_status dpt_reducer_leaf(dpt_reducer *r, void **buf) {
   *buf = NULL;
   DPT_CHECK(r->opts.mode == DPT_REDUCE_EXACT, DPT_ERR_INTERNAL, "gradient reducer: leaf buffer asked for in fast mode");
+  if (r->leaf_out) note_misuse(r, "exact reducer: a second leaf buffer asked for before the first was deposited");
   DPT_CALL(ensure_node(r, r->n_nodes));
   DPT_CALL(ensure_node(r, r->n_nodes + 1)); /* the merge pass's spare */
   *buf = r->bufs[r->n_nodes];
@@ -516,6 +558,8 @@ dpt_status dpt_reducer_leaf(dpt_reducer *r, void **buf) {
   r->leaf_out = true;
   return DPT_OK;
 }
+
+void dpt_reducer_drop_leaf(dpt_reducer *r) { r->leaf_out = false; }
 
 dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss) {
   char msg[160];
@@ -538,11 +582,9 @@ dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss) {
       note_misuse(r, msg);
       return DPT_OK;
     }
-  if (r->bad != BAD_NONE) return DPT_OK; /* the step is lost anyway */
-  if (!isfinite(loss)) {
-    note_bad(r, BAD_LOSS);
-    return DPT_OK;
-  }
+  /* held even when the step is lost (a non-finite value): finish still checks where the
+   * terms were deposited, and merge passes keep the memory bounded */
+  if (!isfinite(loss)) note_bad(r, BAD_LOSS);
   r->nodes[r->n_nodes++] = (exact_node){.level = 0, .index = j, .loss = loss};
   size_t leaves = 0; /* held unmerged */
   for (size_t k = 0; k < r->n_nodes; ++k) leaves += r->nodes[k].level == 0;
@@ -553,6 +595,10 @@ dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss) {
 dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, double loss) {
   if (r->opts.mode != DPT_REDUCE_EXACT) {
     note_misuse(r, "gradient reducer: deposit called in fast mode");
+    return DPT_OK;
+  }
+  if (r->leaf_out) { /* the copy would overwrite the buffer handed out */
+    note_misuse(r, "exact reducer: deposit of a copy while a leaf buffer is out (deposit_leaf it first)");
     return DPT_OK;
   }
   void *buf;
@@ -594,8 +640,11 @@ static void free_types(MPI_Datatype *t, int P) {
 
 /* Collective. Evaluates the tree: gathers node positions and losses everywhere, sends slice q
  * of every node to rank q, which evaluates its slice; the slices, rounded once to dtype,
- * are then gathered by every rank into the gradient buffer. */
-static dpt_status exact_finish(dpt_reducer *r, double *loss) {
+ * are then gathered by every rank into the gradient buffer. check_only: stops after the
+ * checks of where the terms were deposited (a step with a non-finite value). *sum_bad: set
+ * on every rank when some rank's slice of the root is not finite (the gradient buffer is
+ * then not complete). */
+static dpt_status exact_finish(dpt_reducer *r, double *loss, bool check_only, bool *sum_bad) {
   const dpt_comm *c = &r->comm;
   const int P = c->size, me = c->rank;
   const size_t n = r->n, chunk = r->chunk;
@@ -658,6 +707,7 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
   for (size_t k = 1; k < total; ++k)
     DPT_TRY_CHECK(s[k].start >= s[k - 1].end, DPT_ERR_INTERNAL,
                   "exact reducer: term %lld deposited on more than one rank", (long long)s[k].start);
+  if (check_only) goto done;
   int H = 0;
   while (((int64_t)1 << H) < r->terms) ++H;
   compile(s, 0, total, H, 0, 0, ops, &n_ops);
@@ -699,9 +749,14 @@ static dpt_status exact_finish(dpt_reducer *r, double *loss) {
     for (int q = 0; q < P; ++q) stype[q] = rtype[q] = MPI_DATATYPE_NULL;
     DPT_TRY_CHECK(rc == MPI_SUCCESS, DPT_ERR_MPI, "exact reducer: MPI_Alltoallw of tree nodes failed (error %d)", rc);
   }
-  /* 4. this rank's slice of the root, rounded once to dtype, each node slice read once */
+  /* 4. this rank's slice of the root, rounded once to dtype, each node slice read once;
+   * finite terms can still sum to an infinity (f64) or round to one (f32): agreed */
   void *out = (char *)r->grads + lo_me * dpt_dtype_size(r->dtype);
-  run_prog(ops, n_ops, src, len_me, r->tmp, NULL, out, r->dtype, false);
+  int over = run_prog(ops, n_ops, src, len_me, r->tmp, NULL, out, r->dtype, true), any = 0;
+  DPT_TRY_CHECK(MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, c->comm) == MPI_SUCCESS, DPT_ERR_MPI,
+                "exact reducer: MPI_Allreduce of the sum's check failed");
+  *sum_bad = any != 0;
+  if (any) goto done;
   /* 5. every rank gets every slice (in dtype) */
   size_t es = dpt_dtype_size(r->dtype);
   MPI_Datatype base = r->dtype == DPT_F32 ? MPI_FLOAT : MPI_DOUBLE;
@@ -756,42 +811,58 @@ dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip) {
       if (r->t_done) r->t_done[r->done] = MPI_Wtime();
     }
   }
+  if (r->opts.mode == DPT_REDUCE_FAST && r->bad == BAD_NONE && r->big && has_nonfinite(r->grads, r->dtype, r->n))
+    note_bad(r, BAD_SUM); /* finite terms whose sum overflows */
+  if (r->opts.mode == DPT_REDUCE_EXACT && r->leaf_out)
+    note_misuse(r, "exact reducer: a leaf buffer was handed out and never deposited");
+  r->leaf_out = false;
   if (r->opts.mode == DPT_REDUCE_EXACT && r->bad == BAD_NONE) {
     /* the last merges; leaves left unmerged are checked here (merged nodes were when made) */
     merge_held(r);
     for (size_t k = 0; k < r->n_nodes && r->bad == BAD_NONE; ++k)
       if (r->nodes[k].level == 0 && has_nonfinite(r->bufs[k], r->dtype, r->n)) note_bad(r, BAD_GRAD);
   }
-  /* one small allreduce agrees on trouble: the lowest rank that had any, and what */
-  int mine = r->bad == BAD_NONE ? INT_MAX : c->rank * 4 + r->bad, first = INT_MAX;
-  DPT_CALL_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm));
-  if (first == INT_MAX) {
-    if (r->opts.mode == DPT_REDUCE_FAST)
-      DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 1, MPI_DOUBLE, MPI_SUM, c->comm));
-    else
-      DPT_CALL(exact_finish(r, loss));
-  }
+  /* one small allreduce agrees on trouble (the lowest code, bad_code) and checks that every
+   * rank declared the same number of terms at begin */
+  int64_t terms = r->opts.mode == DPT_REDUCE_EXACT ? r->terms : 0;
+  int64_t v[3] = {bad_code(r->bad, c->rank, c->size), terms, -terms};
+  DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_INT64_T, MPI_MIN, c->comm));
   r->stats.steps++;
+  DPT_CHECK(v[1] == -v[2], DPT_ERR_INTERNAL,
+            "exact reducer: the ranks declared different numbers of terms at begin (%lld to %lld): M must be the "
+            "same on every rank", (long long)v[1], (long long)-v[2]);
+  int64_t first = v[0];
+  bool sum_bad = false;
+  if (first == INT64_MAX && r->opts.mode == DPT_REDUCE_FAST)
+    DPT_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 1, MPI_DOUBLE, MPI_SUM, c->comm));
+  else if (first == INT64_MAX)
+    DPT_CALL(exact_finish(r, loss, false, &sum_bad));
+  else if (r->opts.mode == DPT_REDUCE_EXACT && first % 8 != BAD_MISUSE)
+    DPT_CALL(exact_finish(r, loss, true, &sum_bad)); /* a term on two ranks outranks the non-finite value */
+  if (sum_bad) first = bad_code(BAD_SUM, 0, c->size);
   r->stats.wait_s += MPI_Wtime() - t0;
-  if (first == INT_MAX) return DPT_OK;
-  int rank = first / 4, kind = first % 4;
+  if (first == INT64_MAX) return DPT_OK;
+  int rank = (int)(first / 8 % c->size), kind = (int)(first % 8);
   if (kind == BAD_MISUSE) {
-    /* the message lives on the failing rank: dpt_comm_agree carries it to everyone */
+    /* the message lives on the ranks that misused: dpt_comm_agree carries the lowest's */
     dpt_status local = DPT_OK;
     if (r->bad == BAD_MISUSE) local = dpt_error_set(DPT_ERR_INTERNAL, __FILE__, __LINE__, __func__, "%s", r->misuse);
-    else if (r->bad != BAD_NONE) local = dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__, "non-finite value");
     return dpt_comm_agree(c, local);
   }
-  const char *what = kind == BAD_LOSS ? "loss" : "gradient";
   if (r->opts.on_nonfinite == DPT_NONFINITE_SKIP) {
     *skip = true;
     r->stats.skipped++;
     return DPT_OK;
   }
+  if (kind == BAD_SUM)
+    return dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                         "non-finite gradient sum in step %lld: every rank's terms are finite, their sum over ranks "
+                         "overflows; train.on_nonfinite = abort (set it to skip to drop such steps)",
+                         (long long)r->stats.steps);
   return dpt_error_set(DPT_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                        "rank %d: non-finite %s (NaN or Inf) in step %lld; train.on_nonfinite = abort "
                        "(set it to skip to drop such steps)",
-                       rank, what, (long long)r->stats.steps);
+                       rank, kind == BAD_LOSS ? "loss" : "gradient", (long long)r->stats.steps);
 }
 
 /* ---------------------------------------------------------------- broadcast, sync check */

@@ -39,6 +39,7 @@ dpt_status dpt_reducer_add_batch(dpt_reducer *r, dpt_model *m, const void *X, co
       if (st == DPT_OK)
         st = dpt_model_forward_backward_into(m, leaf, (const char *)X + (size_t)k * in * es, &yk, rows, scale, &l);
       if (st == DPT_OK) st = dpt_reducer_deposit_leaf(r, j, l);
+      else if (leaf) dpt_reducer_drop_leaf(r); /* this error, agreed after finish, ends the step */
     }
   }
   if (timers) dpt_timer_stop(timers, DPT_PHASE_BACKWARD);

@@ -479,6 +479,127 @@ static void test_exact_misuse(void **state) {
   free(g);
 }
 
+/* Misuse found with a non-finite value in the same step is reported, not dropped with the
+ * step (even under skip): a term out of range on the rank that also saw a NaN loss, or on
+ * another rank; a term deposited on two ranks; ranks that declared different M; a leaf
+ * buffer asked for twice, left undeposited, or overwritten by a copy (a dropped one is not). */
+static void test_exact_misuse_outranks_nonfinite(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 16;
+  float *g = calloc(n, sizeof *g);
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = DPT_REDUCE_EXACT;
+  o.on_nonfinite = DPT_NONFINITE_SKIP;
+  dpt_reducer *r;
+  double loss;
+  bool skip;
+  void *leaf;
+  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  /* the NaN loss first, then the misuse, on rank 0 */
+  assert_dpt_ok(dpt_reducer_begin(r, 2));
+  if (c->rank == 0) {
+    assert_dpt_ok(dpt_reducer_deposit(r, 0, g, NAN));
+    assert_dpt_ok(dpt_reducer_deposit(r, 7, g, 0.0));
+  }
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 7 outside the 2 terms");
+  /* the NaN on rank 0, the misuse on the last rank */
+  assert_dpt_ok(dpt_reducer_begin(r, 2));
+  if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 0, g, NAN));
+  if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_deposit(r, 9, g, 0.0));
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 9 outside the 2 terms");
+  if (c->size > 1) {
+    /* the NaN on rank 0, term 1 on every rank */
+    assert_dpt_ok(dpt_reducer_begin(r, 2));
+    if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 0, g, NAN));
+    assert_dpt_ok(dpt_reducer_deposit(r, 1, g, 0.0));
+    assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 1 deposited on more than one rank");
+    /* M differs between ranks */
+    assert_dpt_ok(dpt_reducer_begin(r, c->rank == 0 ? 2 : 8));
+    if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 0, g, 1.0));
+    assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL,
+                     "the ranks declared different numbers of terms at begin (2 to 8)");
+  }
+  /* a leaf asked for twice; one never deposited; a copy deposited over a leaf that is out */
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  if (c->rank == 0) {
+    assert_dpt_ok(dpt_reducer_leaf(r, &leaf));
+    assert_dpt_ok(dpt_reducer_leaf(r, &leaf));
+    assert_dpt_ok(dpt_reducer_deposit_leaf(r, 0, 0.0));
+  }
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "a second leaf buffer asked for");
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_leaf(r, &leaf));
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "handed out and never deposited");
+  assert_dpt_ok(dpt_reducer_begin(r, 4));
+  if (c->rank == 0) {
+    assert_dpt_ok(dpt_reducer_leaf(r, &leaf));
+    assert_dpt_ok(dpt_reducer_deposit(r, 1, g, 0.0));
+    assert_dpt_ok(dpt_reducer_deposit_leaf(r, 0, 0.0));
+  }
+  assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "deposit of a copy while a leaf buffer is out");
+  /* a leaf dropped (its term failed, the caller fails the step) is not misuse */
+  assert_dpt_ok(dpt_reducer_begin(r, 2));
+  if (c->rank == 0) {
+    assert_dpt_ok(dpt_reducer_leaf(r, &leaf));
+    dpt_reducer_drop_leaf(r);
+  }
+  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+  assert_false(skip);
+  /* still usable, and a NaN alone is skipped on every rank */
+  assert_dpt_ok(dpt_reducer_begin(r, 2));
+  if (c->rank == 0) assert_dpt_ok(dpt_reducer_deposit(r, 0, g, NAN));
+  assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+  assert_true(skip);
+  dpt_reducer_destroy(&r);
+  free(g);
+}
+
+/* Finite terms whose sum is not finite: the same decision at every P. Exact f32: two terms of
+ * 3e38 sum to 6e38 in double, which rounds to a float infinity (FLT_MAX ~ 3.4e38); exact f64:
+ * 1e308 + 1e308 overflows the double sum (on a merge pass when one rank holds both terms, in
+ * the root otherwise); fast f32 at P > 1: 3e38 from the last rank, 5e37 from the others (at
+ * P = 2 and 3 below FLT_MAX / 2P, so only the last rank looks at the sum). */
+static void test_sum_overflow(void **state) {
+  (void)state;
+  const dpt_comm *c = &dpt_test_world;
+  const size_t n = 8;
+  for (int policy = 0; policy < 2; ++policy) {
+    for (int mode = 0; mode < 3; ++mode) { /* exact f32, exact f64, fast f32 */
+      if (mode == 2 && c->size == 1) continue; /* one rank's finite sum is itself */
+      dpt_dtype dt = mode == 1 ? DPT_F64 : DPT_F32;
+      void *g = calloc(n, 8);
+      for (size_t i = 0; i < n; ++i) {
+        if (dt == DPT_F32) ((float *)g)[i] = i != 5 ? 1.0f : mode == 2 && c->rank < c->size - 1 ? 5e37f : 3e38f;
+        else ((double *)g)[i] = i == 5 ? 1e308 : 1.0;
+      }
+      dpt_reduce_opts o;
+      dpt_reduce_opts_default(&o);
+      o.mode = mode == 2 ? DPT_REDUCE_FAST : DPT_REDUCE_EXACT;
+      o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
+      dpt_reducer *r;
+      assert_dpt_ok(dpt_reducer_create(c, &o, dt, n, g, &r));
+      double loss = 1.0;
+      bool skip = false;
+      assert_dpt_ok(dpt_reducer_begin(r, mode == 2 ? 0 : 2));
+      if (mode != 2)
+        for (int64_t j = 0; j < 2; ++j)
+          if (j % c->size == c->rank) assert_dpt_ok(dpt_reducer_deposit(r, j, g, 1.0));
+      /* f64 on one rank: the merge pass sees it as that rank's non-finite gradient */
+      const char *want = mode == 1 && c->size == 1 ? "rank 0: non-finite gradient" : "non-finite gradient sum";
+      if (policy == 0) {
+        assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_NUMERIC, want);
+      } else {
+        assert_dpt_ok(dpt_reducer_finish(r, &loss, &skip));
+        assert_true(skip);
+      }
+      dpt_reducer_destroy(&r);
+      free(g);
+    }
+  }
+}
+
 /* ------------------------------------------------------------------ non-finite, misuse */
 
 static void test_nonfinite_fast_abort_and_skip(void **state) {
@@ -695,6 +816,8 @@ int main(void) {
       cmocka_unit_test(test_exact_no_terms),
       cmocka_unit_test(test_exact_accuracy_bound),
       cmocka_unit_test(test_exact_misuse),
+      cmocka_unit_test(test_exact_misuse_outranks_nonfinite),
+      cmocka_unit_test(test_sum_overflow),
       cmocka_unit_test(test_nonfinite_fast_abort_and_skip),
       cmocka_unit_test(test_nonfinite_exact_loss),
       cmocka_unit_test(test_nonfinite_exact_grad),

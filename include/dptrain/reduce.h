@@ -69,9 +69,17 @@
  * (fast: every bucket before its allreduce starts; exact: every node a merge pass makes,
  * which holds a NaN or an infinity when one of its terms does, and every term left
  * unmerged, at finish); finish
- * agrees the lowest rank that saw a non-finite value with one small allreduce. abort:
- * every rank returns DPT_ERR_NUMERIC with the same message naming that rank; skip: every
- * rank returns DPT_OK with *skip = true (the caller drops the step and counts it).
+ * agrees the lowest rank that saw a non-finite value with one small allreduce. Finite terms
+ * can still sum to an infinity: exact mode checks each rank's slice of the root as it is
+ * rounded (one more small allreduce); fast mode checks the summed buffer on the ranks that
+ * hold an element above max / 2P (max: the dtype's largest finite value; none in a sane
+ * step, so no cost). abort: every rank returns DPT_ERR_NUMERIC with the same message naming
+ * that rank ("non-finite gradient sum" for a sum of finite terms; in exact mode a double
+ * overflow inside one rank's merged terms is that rank's); skip: every rank returns DPT_OK
+ * with *skip = true (the caller drops the step and counts it). The decision is the same for
+ * every P in exact mode. Misuse (below) outranks a non-finite value: it is reported even
+ * under skip, as DPT_ERR_INTERNAL on every rank, and so is an exact step whose ranks
+ * declared different M at begin.
  *
  * Ownership: dpt_reducer_create allocates; dpt_reducer_destroy(&r) frees and sets NULL.
  * The gradient buffer and the comm are borrowed (they must outlive the reducer).
@@ -143,9 +151,14 @@ dpt_status dpt_reducer_deposit(dpt_reducer *r, int64_t j, const void *grads, dou
 /* Exact mode, the same without the copy: *buf is a zeroed [n] buffer in dtype, owned by the
  * reducer, for the next term's gradient (the engine accumulates into it directly); valid
  * until the next call on r, which must be dpt_reducer_deposit_leaf(r, j, loss) for that
- * term (checked as misuse). leaf fails only when the buffer cannot be allocated (local). */
+ * term (another leaf, a copying deposit or finish instead: misuse, reported by finish).
+ * leaf fails (locally) when the buffer cannot be allocated, and in fast mode. */
 dpt_status dpt_reducer_leaf(dpt_reducer *r, void **buf);
 dpt_status dpt_reducer_deposit_leaf(dpt_reducer *r, int64_t j, double loss);
+/* Exact mode: the leaf handed out will not be deposited, because the caller failed to
+ * compute its term and will fail the step itself (its error agreed after finish, whose sum
+ * then lacks the term). Not misuse; nothing when no leaf is out. */
+void dpt_reducer_drop_leaf(dpt_reducer *r);
 /* Collective. Completes the step: the gradient buffer then holds the sum over ranks (fast)
  * or the tree sum of the deposited terms (exact), identical on every rank; *loss: in fast
  * mode the local loss sum on entry and the global sum on return; in exact mode (ignored on
