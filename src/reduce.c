@@ -810,17 +810,17 @@ dpt_status dpt_reducer_finish(dpt_reducer *r, double *loss, bool *skip) {
       if (rc != MPI_SUCCESS) dpt_comm_abort(c, "gradient reducer: MPI_Wait failed (error %d)", rc);
       if (r->t_done) r->t_done[r->done] = MPI_Wtime();
     }
-  }
-  if (r->opts.mode == DPT_REDUCE_FAST && r->bad == BAD_NONE && r->big && has_nonfinite(r->grads, r->dtype, r->n))
-    note_bad(r, BAD_SUM); /* finite terms whose sum overflows */
-  if (r->opts.mode == DPT_REDUCE_EXACT && r->leaf_out)
-    note_misuse(r, "exact reducer: a leaf buffer was handed out and never deposited");
-  r->leaf_out = false;
-  if (r->opts.mode == DPT_REDUCE_EXACT && r->bad == BAD_NONE) {
-    /* the last merges; leaves left unmerged are checked here (merged nodes were when made) */
-    merge_held(r);
-    for (size_t k = 0; k < r->n_nodes && r->bad == BAD_NONE; ++k)
-      if (r->nodes[k].level == 0 && has_nonfinite(r->bufs[k], r->dtype, r->n)) note_bad(r, BAD_GRAD);
+    if (r->bad == BAD_NONE && r->big && has_nonfinite(r->grads, r->dtype, r->n))
+      note_bad(r, BAD_SUM); /* finite terms whose sum overflows */
+  } else {
+    if (r->leaf_out) note_misuse(r, "exact reducer: a leaf buffer was handed out and never deposited");
+    r->leaf_out = false;
+    if (r->bad == BAD_NONE) {
+      /* the last merges; leaves left unmerged are checked here (merged nodes were when made) */
+      merge_held(r);
+      for (size_t k = 0; k < r->n_nodes && r->bad == BAD_NONE; ++k)
+        if (r->nodes[k].level == 0 && has_nonfinite(r->bufs[k], r->dtype, r->n)) note_bad(r, BAD_GRAD);
+    }
   }
   /* one small allreduce agrees on trouble (the lowest code, bad_code) and checks that every
    * rank declared the same number of terms at begin */
