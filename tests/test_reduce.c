@@ -33,6 +33,19 @@ static double unit(uint64_t a, uint64_t b) {
   return (double)(z >> 11) * 0x1.0p-53;
 }
 
+/* A reducer over g[n] in dtype on c, in `mode` with the non-finite `policy` (the other
+ * options their defaults). */
+static dpt_reducer *new_reducer(const dpt_comm *c, dpt_reduce_mode mode, dpt_nonfinite_policy policy, dpt_dtype dtype,
+                                size_t n, void *g) {
+  dpt_reduce_opts o;
+  dpt_reduce_opts_default(&o);
+  o.mode = mode;
+  o.on_nonfinite = policy;
+  dpt_reducer *r;
+  assert_dpt_ok(dpt_reducer_create(c, &o, dtype, n, g, &r));
+  return r;
+}
+
 /* Term j of element i: mixed signs, magnitudes over many binades; term scales differ by
  * term; elements 1024..2047 are all zeros; a few elements
  * are huge or tiny. */
@@ -441,13 +454,9 @@ static void test_exact_misuse(void **state) {
   const dpt_comm *c = &dpt_test_world;
   const size_t n = 64;
   float *g = calloc(n, sizeof *g);
-  dpt_reduce_opts o;
-  dpt_reduce_opts_default(&o);
-  o.mode = DPT_REDUCE_EXACT;
-  dpt_reducer *r;
+  dpt_reducer *r = new_reducer(c, DPT_REDUCE_EXACT, DPT_NONFINITE_ABORT, DPT_F32, n, g);
   double loss;
   bool skip;
-  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
   assert_dpt_ok(dpt_reducer_begin(r, 4));
   if (c->rank == c->size - 1) assert_dpt_ok(dpt_reducer_deposit(r, 4, g, 0.0));
   assert_dpt_fails(dpt_reducer_finish(r, &loss, &skip), DPT_ERR_INTERNAL, "term 4 outside the 4 terms");
@@ -488,15 +497,10 @@ static void test_exact_misuse_outranks_nonfinite(void **state) {
   const dpt_comm *c = &dpt_test_world;
   const size_t n = 16;
   float *g = calloc(n, sizeof *g);
-  dpt_reduce_opts o;
-  dpt_reduce_opts_default(&o);
-  o.mode = DPT_REDUCE_EXACT;
-  o.on_nonfinite = DPT_NONFINITE_SKIP;
-  dpt_reducer *r;
+  dpt_reducer *r = new_reducer(c, DPT_REDUCE_EXACT, DPT_NONFINITE_SKIP, DPT_F32, n, g);
   double loss;
   bool skip;
   void *leaf;
-  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
   /* the NaN loss first, then the misuse, on rank 0 */
   assert_dpt_ok(dpt_reducer_begin(r, 2));
   if (c->rank == 0) {
@@ -574,12 +578,8 @@ static void test_sum_overflow(void **state) {
         if (dt == DPT_F32) ((float *)g)[i] = i != 5 ? 1.0f : mode == 2 && c->rank < c->size - 1 ? 5e37f : 3e38f;
         else ((double *)g)[i] = i == 5 ? 1e308 : 1.0;
       }
-      dpt_reduce_opts o;
-      dpt_reduce_opts_default(&o);
-      o.mode = mode == 2 ? DPT_REDUCE_FAST : DPT_REDUCE_EXACT;
-      o.on_nonfinite = policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
-      dpt_reducer *r;
-      assert_dpt_ok(dpt_reducer_create(c, &o, dt, n, g, &r));
+      dpt_reducer *r = new_reducer(c, mode == 2 ? DPT_REDUCE_FAST : DPT_REDUCE_EXACT,
+                                   policy ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT, dt, n, g);
       double loss = 1.0;
       bool skip = false;
       assert_dpt_ok(dpt_reducer_begin(r, mode == 2 ? 0 : 2));
@@ -648,11 +648,7 @@ static void test_nonfinite_exact_loss(void **state) {
   const dpt_comm *c = &dpt_test_world;
   const size_t n = 100;
   float *g = calloc(n, sizeof *g);
-  dpt_reduce_opts o;
-  dpt_reduce_opts_default(&o);
-  o.mode = DPT_REDUCE_EXACT;
-  dpt_reducer *r;
-  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  dpt_reducer *r = new_reducer(c, DPT_REDUCE_EXACT, DPT_NONFINITE_ABORT, DPT_F32, n, g);
   assert_dpt_ok(dpt_reducer_begin(r, c->size));
   assert_dpt_ok(dpt_reducer_deposit(r, c->rank, g, c->rank == 0 ? INFINITY : 1.0));
   double loss;
@@ -681,14 +677,9 @@ static void test_nonfinite_exact_grad(void **state) {
   float *g = calloc(n, sizeof *g);
   for (int policy = 0; policy < 6; ++policy) {
     int way = policy / 2;
-    dpt_reduce_opts o;
-    dpt_reduce_opts_default(&o);
-    o.mode = DPT_REDUCE_EXACT;
-    o.on_nonfinite = policy % 2 ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT;
-    dpt_reducer *r;
+    dpt_reducer *r = new_reducer(c, DPT_REDUCE_EXACT, policy % 2 ? DPT_NONFINITE_SKIP : DPT_NONFINITE_ABORT, DPT_F32, n, g);
     double loss;
     bool skip = false;
-    assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
     assert_dpt_ok(dpt_reducer_begin(r, 2 * c->size));
     for (int k = way == 2 ? 1 : 0; k < 2; ++k) {
       for (size_t i = 0; i < n; ++i) g[i] = 1.0f;
@@ -723,10 +714,7 @@ static void test_misuse_is_agreed(void **state) {
   const dpt_comm *c = &dpt_test_world;
   const size_t n = 100;
   float *g = calloc(n, sizeof *g);
-  dpt_reduce_opts o;
-  dpt_reduce_opts_default(&o);
-  dpt_reducer *r;
-  assert_dpt_ok(dpt_reducer_create(c, &o, DPT_F32, n, g, &r));
+  dpt_reducer *r = new_reducer(c, DPT_REDUCE_FAST, DPT_NONFINITE_ABORT, DPT_F32, n, g);
   assert_dpt_ok(dpt_reducer_begin(r, 0));
   if (c->rank == c->size - 1) dpt_reducer_ready(r, 90, 20); /* past the end */
   double loss = 0;
